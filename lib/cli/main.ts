@@ -1,0 +1,18 @@
+#!/usr/bin/env node
+// The `tokenrec` command line. Each command lives in its own file under lib/cli/ and is added
+// here; errors print one clear line (no stack trace) and exit with status 1.
+import { Command } from 'commander';
+import { registerInfo } from './info.js';
+
+const program = new Command('tokenrec')
+  .description('TokenRec: ID tokenization for LLM-based generative recommendation')
+  .showHelpAfterError();
+
+registerInfo(program);
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  const err = e as Error;
+  console.error(`tokenrec: ${err?.message ?? String(e)}`);
+  if (process.env.TOKENREC_DEBUG) console.error(err?.stack);
+  process.exit(1);
+});
