@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace tokenrec {
@@ -85,11 +86,16 @@ class T5Model {
   // grad_out: (B, T, d_model) dL/d(out) of the last train forward. Adds dL/dθ into grads().
   // Can be called once per train forward.
   void backward(const float* grad_out);
+  // Size B * T * d_model of the output that backward() expects, or 0 when there is no train
+  // forward waiting for its backward.
+  int64_t pending_output_size() const;
   // d(loss)/d(embedding rows) of the last backward, by position: encoder (B, S, d_model) and
   // decoder (B, T, d_model) input embeddings (after the lookup, before dropout). Null before a
   // backward.
   const float* encoder_input_grad() const;
   const float* decoder_input_grad() const;
+  // Element counts of those two arrays (B * S * d_model, B * T * d_model); 0 before a backward.
+  std::pair<int64_t, int64_t> input_grad_sizes() const;
   void zero_grad();
   // Clips (when clip_norm > 0), then one AdamW update. Returns the global gradient norm before
   // clipping. Throws NotFinite (and changes nothing) when a gradient is NaN or infinite.

@@ -202,6 +202,16 @@ void T5Model::set_dropout_seed(uint64_t seed) {
 const float* T5Model::encoder_input_grad() const { return impl_->have_input_grads ? impl_->enc_in_grad.data() : nullptr; }
 const float* T5Model::decoder_input_grad() const { return impl_->have_input_grads ? impl_->dec_in_grad.data() : nullptr; }
 
+std::pair<int64_t, int64_t> T5Model::input_grad_sizes() const {
+  if (!impl_->have_input_grads) return {0, 0};
+  return {int64_t(impl_->enc_in_grad.size()), int64_t(impl_->dec_in_grad.size())};
+}
+
+int64_t T5Model::pending_output_size() const {
+  const Caches& K = impl_->train;
+  return K.ready ? K.B * K.T * cfg_.d_model : 0;
+}
+
 void T5Model::zero_grad() { std::fill(grads_.begin(), grads_.end(), 0.f); }
 
 // ---- forward ---------------------------------------------------------------------------------
