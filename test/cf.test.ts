@@ -112,7 +112,7 @@ describe('CF stage (LightGCN / MF, native BPR training)', () => {
   it('rejects bad input with clear errors', async () => {
     expect(() => resolveCfConfig({ dim: 0 })).toThrow(/dim must be an integer >= 1, got 0/);
     expect(() => resolveCfConfig({ model: 'mf', layers: 3 })).toThrow(/MF has no propagation layers/);
-    expect(() => resolveCfConfig({ lr: NaN })).toThrow(/lr must be a positive number/);
+    expect(() => resolveCfConfig({ lr: NaN })).toThrow(/lr must be a non-negative number/);
     const empty: Split = { ...split, train: split.train.map(() => new Int32Array(0)) };
     await expect(trainCf(empty, fast)).rejects.toThrow(/training split is empty/);
     // The native trainer: one call at a time, nothing after dispose.

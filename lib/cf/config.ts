@@ -41,18 +41,21 @@ export interface FoldInConfig {
 export const FOLD_IN_DEFAULTS: FoldInConfig = { steps: 50, negatives: 64, lr: 0.05, l2: 1e-4, seed: 0 };
 
 /**
- * Defaults: LightGCN's reference settings (3 layers, d = 64, lr 1e-3, L2 1e-4, N(0, 0.1^2)
- * initialisation), except the batch: 4096 triples instead of 2048, with the learning rate
- * raised to 2e-3 to keep the step count's effect. Each step propagates the whole graph
- * (6 sparse products for 3 layers, forward and backward), so steps, not samples, set the cost;
- * doubling the batch halves the time per epoch on 2 cores (measured in bench/README.md).
+ * Defaults: LightGCN's reference settings (3 layers, d = 64, L2 1e-4, N(0, 0.1^2) initialisation,
+ * Adam) except the batch size and learning rate, which are chosen from the data ("auto", 0):
+ * every step propagates the whole graph (6 sparse products for 3 layers, forward and backward),
+ * so a step costs O(interactions) whatever the batch, and an epoch with a fixed batch costs
+ * O(interactions^2). The automatic batch keeps about 64 steps per epoch:
+ * B = 2^round(log2(interactions / 64)) clamped to [2048, 16384] (LastFM, Beauty: 2048; ML1M:
+ * 16384), with lr = 1e-3 * sqrt(B / 2048) (square-root scaling with the batch; 1e-3 at the
+ * reference's 2048).
  */
 export const CF_DEFAULTS: Omit<CfConfig, 'model'> = {
   dim: 64,
   layers: 3,
   epochs: 300,
-  batchSize: 4096,
-  lr: 2e-3,
+  batchSize: 0,
+  lr: 0,
   l2: 1e-4,
   initStd: 0.1,
   evalEvery: 5,
@@ -60,6 +63,17 @@ export const CF_DEFAULTS: Omit<CfConfig, 'model'> = {
   seed: 0,
   foldIn: FOLD_IN_DEFAULTS,
 };
+
+/** The automatic batch size for a number of training interactions (see CF_DEFAULTS). */
+export function autoBatchSize(interactions: number): number {
+  const b = 2 ** Math.round(Math.log2(Math.max(1, interactions) / 64));
+  return Math.min(16384, Math.max(2048, b));
+}
+
+/** The automatic learning rate for a batch size (see CF_DEFAULTS). */
+export function autoLearningRate(batchSize: number): number {
+  return Number((1e-3 * Math.sqrt(batchSize / 2048)).toPrecision(3));
+}
 
 function positiveInt(name: string, v: number, min = 1): void {
   if (!Number.isInteger(v) || v < min) throw new RangeError(`${name} must be an integer >= ${min}, got ${v}`);
@@ -70,8 +84,11 @@ function positiveNum(name: string, v: number, allowZero = false): void {
 
 export type CfConfigInput = Partial<Omit<CfConfig, 'foldIn'>> & { foldIn?: Partial<FoldInConfig> };
 
-/** Fills defaults and validates; MF always has 0 layers. */
-export function resolveCfConfig(o: CfConfigInput = {}): CfConfig {
+/**
+ * Fills defaults and validates; MF always has 0 layers. batchSize and lr 0 mean "automatic": they
+ * are resolved when `interactions` (training interactions) is given, and stay 0 otherwise.
+ */
+export function resolveCfConfig(o: CfConfigInput = {}, interactions?: number): CfConfig {
   const model = o.model ?? 'lightgcn';
   if (model !== 'lightgcn' && model !== 'mf') throw new RangeError(`model must be 'lightgcn' or 'mf', got '${model}'`);
   // Only the known keys (callers pass option objects holding more, e.g. a signal or a callback).
@@ -90,8 +107,12 @@ export function resolveCfConfig(o: CfConfigInput = {}): CfConfig {
   positiveInt('layers', c.layers, model === 'mf' ? 0 : 1);
   if (c.layers > 16) throw new RangeError(`layers must be at most 16, got ${c.layers}`);
   positiveInt('epochs', c.epochs);
-  positiveInt('batchSize', c.batchSize);
-  positiveNum('lr', c.lr);
+  positiveInt('batchSize', c.batchSize, 0);
+  positiveNum('lr', c.lr, true);
+  if (interactions !== undefined) {
+    if (c.batchSize === 0) c.batchSize = autoBatchSize(interactions);
+    if (c.lr === 0) c.lr = autoLearningRate(c.batchSize);
+  }
   positiveNum('l2', c.l2, true);
   positiveNum('initStd', c.initStd);
   positiveInt('evalEvery', c.evalEvery);

@@ -91,8 +91,8 @@ function abortError(signal: AbortSignal): unknown {
 }
 
 export async function trainCf(split: Split, opts: TrainCfOptions = {}): Promise<CfTrainResult> {
-  const config = resolveCfConfig(opts);
   const interactions = trainingInteractions(split);
+  const config = resolveCfConfig(opts, interactions);
   if (split.numUsers === 0 || split.numItems === 0 || interactions === 0) {
     throw new Error(
       `the training split is empty (${split.numUsers} users, ${split.numItems} items, ${interactions} training interactions): ` +

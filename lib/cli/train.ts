@@ -9,6 +9,7 @@ import { CF_STAGE, datasetRecord, openModelDir, saveCfStage } from '../cf/store.
 import { evaluateCf, trainCf, type CfProgressEvent } from '../cf/train.js';
 import { evaluatePopularity } from '../baselines/pop.js';
 import { usersWithTarget } from '../eval/evaluate.js';
+import { trainingInteractions } from '../data/split.js';
 import { formatMetrics } from '../eval/metrics.js';
 import { stageIsCurrent } from '../io/manifest.js';
 import { setNumThreads, type Backend } from '../native/addon.js';
@@ -58,19 +59,22 @@ type StageRunner = (data: string, o: TrainCliOptions) => Promise<void>;
 
 /** Trains LightGCN or MF into the model directory (see lib/cf/). */
 async function trainCfStage(data: string, o: TrainCliOptions): Promise<void> {
-  const config = resolveCfConfig({
-    model: o.model,
-    dim: o.dim,
-    layers: o.layers,
-    epochs: o.epochs,
-    batchSize: o.batchSize,
-    lr: o.lr,
-    l2: o.l2,
-    evalEvery: o.evalEvery,
-    patience: o.patience,
-    seed: o.trainSeed,
-  });
   const { dataset, split } = loadSplitFromCli(data, o);
+  const config = resolveCfConfig(
+    {
+      model: o.model,
+      dim: o.dim,
+      layers: o.layers,
+      epochs: o.epochs,
+      batchSize: o.batchSize,
+      lr: o.lr,
+      l2: o.l2,
+      evalEvery: o.evalEvery,
+      patience: o.patience,
+      seed: o.trainSeed,
+    },
+    trainingInteractions(split),
+  );
   const source = data.startsWith('synthetic') ? data : resolve(data);
   const dsRec = datasetRecord(dataset.name, split, source, splitOptionsOf(o));
   const manifest = openModelDir(o.out, dsRec);
@@ -177,8 +181,8 @@ export function registerTrain(program: Command): void {
       .option('--dim <n>', 'cf: embedding dimension (default 64)', int('--dim'))
       .option('--layers <n>', 'cf: LightGCN layers (default 3)', int('--layers'))
       .option('--epochs <n>', 'cf: maximum epochs (default 300)', int('--epochs'))
-      .option('--batch-size <n>', 'cf: BPR triples per step (default 4096)', int('--batch-size'))
-      .option('--lr <x>', 'cf: Adam learning rate (default 2e-3)', num('--lr'))
+      .option('--batch-size <n>', 'cf: BPR triples per step (default: automatic, ~64 steps per epoch, 2048..16384)', int('--batch-size'))
+      .option('--lr <x>', 'cf: Adam learning rate (default: 1e-3 * sqrt(batch / 2048))', num('--lr'))
       .option('--l2 <x>', 'cf: L2 weight on the batch embeddings (default 1e-4)', num('--l2'))
       .option('--eval-every <n>', 'cf: epochs between validation checks (default 5)', int('--eval-every'))
       .option('--patience <n>', 'cf: validation checks without improvement before stopping (default 5)', int('--patience'))
