@@ -1,0 +1,226 @@
+// A thin wrapper around an onnxruntime-node InferenceSession: creation from bytes or a file on
+// the CPU execution provider with a configurable thread count, runs with plain typed arrays,
+// input checks against the model's declared inputs (names, dtypes, ranks, fixed and symbolic
+// dimensions) with errors that name the input, and dispose() after which any use is an error.
+//
+// Note: onnxruntime-node's run() computes synchronously on the calling thread (it only defers
+// the start with setImmediate), so a server should own its session in a worker thread.
+import * as ort from 'onnxruntime-node';
+import { readFileSync, statSync } from 'node:fs';
+
+/** Element types accepted and returned (ONNX Runtime's names). */
+export type OnnxTensorType = 'float32' | 'int64' | 'int32' | 'bool' | 'uint8' | 'float64';
+export type OnnxTensorData = Float32Array | BigInt64Array | Int32Array | Uint8Array | Float64Array;
+
+export interface OnnxTensor {
+  data: OnnxTensorData;
+  /** Row-major dimensions; their product equals data.length. */
+  dims: readonly number[];
+}
+
+export interface OnnxOutput {
+  type: string;
+  data: OnnxTensorData;
+  dims: number[];
+}
+
+/** A declared graph input or output: shape entries are sizes, symbolic names, or -1 when unknown. */
+export interface OnnxValueSpec {
+  name: string;
+  type: string;
+  shape: readonly (number | string)[];
+}
+
+export interface OnnxSessionOptions {
+  /** Threads for one operator (ONNX Runtime's default is one per physical core). */
+  intraOpNumThreads?: number;
+  /** Threads across independent operators (only used by the parallel executor; default 1). */
+  interOpNumThreads?: number;
+  graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** Only the CPU execution provider ships in onnxruntime-node here (no CUDA build; WebGPU finds no adapter). */
+  executionProvider?: 'cpu';
+  /** 0 verbose ... 4 fatal; default 3 (errors only). */
+  logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
+}
+
+const ARRAY_OF: Record<OnnxTensorType, string> = {
+  float32: 'Float32Array',
+  int64: 'BigInt64Array',
+  int32: 'Int32Array',
+  bool: 'Uint8Array',
+  uint8: 'Uint8Array',
+  float64: 'Float64Array',
+};
+
+function typeOfData(d: unknown): OnnxTensorType | undefined {
+  if (d instanceof Float32Array) return 'float32';
+  if (d instanceof BigInt64Array) return 'int64';
+  if (d instanceof Int32Array) return 'int32';
+  if (d instanceof Uint8Array) return 'uint8';
+  if (d instanceof Float64Array) return 'float64';
+  return undefined;
+}
+
+function describeShape(s: readonly (number | string)[]): string {
+  return `[${s.map((d) => (typeof d === 'string' ? d : d < 0 ? '?' : String(d))).join(', ')}]`;
+}
+
+export class OnnxSession {
+  private session: ort.InferenceSession | null;
+  /** The execution provider every node runs on. */
+  readonly provider: 'cpu' = 'cpu';
+  readonly intraOpNumThreads: number | undefined;
+  readonly inputs: readonly OnnxValueSpec[];
+  readonly outputs: readonly OnnxValueSpec[];
+  /** Where the model came from, for error messages. */
+  readonly source: string;
+
+  private constructor(session: ort.InferenceSession, source: string, opts: OnnxSessionOptions) {
+    this.session = session;
+    this.source = source;
+    this.intraOpNumThreads = opts.intraOpNumThreads;
+    const spec = (m: readonly ort.InferenceSession.ValueMetadata[]): OnnxValueSpec[] =>
+      m.map((v) => (v.isTensor ? { name: v.name, type: v.type, shape: [...v.shape] } : { name: v.name, type: 'non-tensor', shape: [] }));
+    this.inputs = spec(session.inputMetadata);
+    this.outputs = spec(session.outputMetadata);
+  }
+
+  /** Loads a model from ONNX bytes or a file path. */
+  static async create(model: Uint8Array | string, opts: OnnxSessionOptions = {}): Promise<OnnxSession> {
+    const t = opts.intraOpNumThreads;
+    if (t !== undefined && !(Number.isInteger(t) && t >= 1)) throw new RangeError(`intraOpNumThreads must be a positive integer, got ${t}`);
+    const ti = opts.interOpNumThreads;
+    if (ti !== undefined && !(Number.isInteger(ti) && ti >= 1)) throw new RangeError(`interOpNumThreads must be a positive integer, got ${ti}`);
+    if (opts.executionProvider !== undefined && opts.executionProvider !== 'cpu') {
+      throw new RangeError(`executionProvider '${opts.executionProvider}' is not available (only 'cpu' is)`);
+    }
+    let bytes: Uint8Array;
+    let source: string;
+    if (typeof model === 'string') {
+      source = model;
+      try {
+        if (!statSync(model).isFile()) throw new Error('not a file');
+        bytes = readFileSync(model);
+      } catch (e) {
+        throw new Error(`ONNX model '${model}' cannot be read: ${(e as Error).message}`);
+      }
+    } else if (model instanceof Uint8Array) {
+      source = `ONNX model (${model.byteLength} bytes)`;
+      bytes = model;
+    } else {
+      throw new TypeError('OnnxSession.create: model must be a Uint8Array of ONNX bytes or a file path');
+    }
+    if (bytes.byteLength === 0) throw new Error(`${source}: empty model`);
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
+      executionProviders: ['cpu'],
+      graphOptimizationLevel: opts.graphOptimizationLevel ?? 'all',
+      logSeverityLevel: opts.logSeverityLevel ?? 3,
+    };
+    if (t !== undefined) sessionOptions.intraOpNumThreads = t;
+    if (ti !== undefined) sessionOptions.interOpNumThreads = ti;
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(bytes, sessionOptions);
+    } catch (e) {
+      throw new Error(`${source}: ONNX Runtime could not load the model: ${(e as Error).message}`);
+    }
+    return new OnnxSession(session, source, opts);
+  }
+
+  get disposed(): boolean {
+    return this.session === null;
+  }
+
+  /** ONNX Runtime's version and the execution providers this build offers. */
+  static runtimeInfo(): { version: string; providers: { name: string; bundled: boolean }[] } {
+    return { version: ort.env.versions.node ?? ort.env.versions.common, providers: ort.listSupportedBackends() };
+  }
+
+  private live(): ort.InferenceSession {
+    if (!this.session) throw new Error(`${this.source}: the ONNX session was disposed`);
+    return this.session;
+  }
+
+  /**
+   * Checks the feeds against the declared inputs and returns ONNX Runtime tensors. Int32Array
+   * ids are widened to int64 for int64 inputs (a copy); every other dtype mismatch is an error.
+   */
+  private prepare(feeds: Record<string, OnnxTensor>): Record<string, ort.Tensor> {
+    if (feeds === null || typeof feeds !== 'object') throw new TypeError(`${this.source}: run() takes an object of named input tensors`);
+    const known = new Set(this.inputs.map((i) => i.name));
+    for (const name of Object.keys(feeds)) {
+      if (!known.has(name)) throw new Error(`${this.source}: unknown input '${name}' (the model's inputs: ${[...known].join(', ')})`);
+    }
+    const symbols = new Map<string, { size: number; input: string }>();
+    const out: Record<string, ort.Tensor> = {};
+    for (const spec of this.inputs) {
+      const f = feeds[spec.name];
+      if (f === undefined) throw new Error(`${this.source}: missing input '${spec.name}' (${spec.type} ${describeShape(spec.shape)})`);
+      const { data, dims } = f;
+      const have = typeOfData(data);
+      if (!have) throw new TypeError(`input '${spec.name}': data must be a typed array (${ARRAY_OF[spec.type as OnnxTensorType] ?? spec.type})`);
+      if (!Array.isArray(dims) || !dims.every((d) => Number.isInteger(d) && d >= 0)) {
+        throw new TypeError(`input '${spec.name}': dims must be an array of non-negative integers, got ${JSON.stringify(dims)}`);
+      }
+      if (dims.length !== spec.shape.length) {
+        throw new RangeError(`input '${spec.name}': expected rank ${spec.shape.length} ${describeShape(spec.shape)}, got dims [${dims.join(', ')}]`);
+      }
+      spec.shape.forEach((want, axis) => {
+        const got = dims[axis];
+        if (typeof want === 'number' && want >= 0 && got !== want) {
+          throw new RangeError(`input '${spec.name}': dimension ${axis} must be ${want} ${describeShape(spec.shape)}, got dims [${dims.join(', ')}]`);
+        }
+        if (typeof want === 'string' && want !== '') {
+          const seen = symbols.get(want);
+          if (seen && seen.size !== got) {
+            throw new RangeError(`input '${spec.name}': dimension ${axis} ('${want}') is ${got} but input '${seen.input}' has ${want} = ${seen.size}`);
+          }
+          if (!seen) symbols.set(want, { size: got, input: spec.name });
+        }
+      });
+      const n = dims.reduce((a, b) => a * b, 1);
+      if (data.length !== n) throw new RangeError(`input '${spec.name}': dims [${dims.join(', ')}] hold ${n} values but data has ${data.length}`);
+      let typed: OnnxTensorData = data;
+      let type: OnnxTensorType = have;
+      if (spec.type === 'int64' && have === 'int32') {
+        typed = BigInt64Array.from(data as Int32Array, (v) => BigInt(v));
+        type = 'int64';
+      } else if (spec.type === 'bool' && have === 'uint8') {
+        type = 'bool';
+      } else if (spec.type !== have) {
+        throw new TypeError(`input '${spec.name}': expected ${spec.type} (${ARRAY_OF[spec.type as OnnxTensorType] ?? spec.type}), got ${data.constructor.name}`);
+      }
+      out[spec.name] = new ort.Tensor(type, typed as never, dims);
+    }
+    return out;
+  }
+
+  /** Runs the model; `fetches` limits the outputs computed (default: all). */
+  async run(feeds: Record<string, OnnxTensor>, fetches?: string[]): Promise<Record<string, OnnxOutput>> {
+    const session = this.live();
+    const tensors = this.prepare(feeds);
+    const names = fetches ?? this.outputs.map((o) => o.name);
+    for (const n of names) {
+      if (!this.outputs.some((o) => o.name === n)) throw new Error(`${this.source}: unknown output '${n}' (the model's outputs: ${this.outputs.map((o) => o.name).join(', ')})`);
+    }
+    let res: ort.InferenceSession.ReturnType;
+    try {
+      res = await session.run(tensors, names);
+    } catch (e) {
+      throw new Error(`${this.source}: ONNX Runtime failed: ${(e as Error).message}`);
+    }
+    const out: Record<string, OnnxOutput> = {};
+    for (const n of names) {
+      const t = res[n];
+      out[n] = { type: t.type, data: t.data as OnnxTensorData, dims: [...t.dims] };
+    }
+    return out;
+  }
+
+  /** Releases the native session; later calls throw. Calling it twice is harmless. */
+  async dispose(): Promise<void> {
+    const s = this.session;
+    this.session = null;
+    if (s) await s.release();
+  }
+}

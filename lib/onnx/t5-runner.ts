@@ -1,0 +1,56 @@
+// Running an exported T5 backbone (lib/t5/onnx-export.ts) with ONNX Runtime: typed inputs in,
+// decoder states (and z / encoder states when the model has them) out. Used by serving, the
+// benchmark and the parity tests.
+import { OnnxSession, type OnnxSessionOptions, type OnnxTensor } from './session.js';
+import { T5_ONNX_IO } from '../t5/onnx-export.js';
+
+export interface T5OnnxInputs {
+  /** (batch, encLen) token ids. */
+  inputIds: Int32Array | BigInt64Array;
+  /** (batch, encLen): 1 = token, 0 = padding. Converted to the model's mask dtype. */
+  attentionMask: Int32Array | BigInt64Array | Float32Array;
+  /** (batch, decLen) decoder token ids. */
+  decoderInputIds: Int32Array | BigInt64Array;
+  batch: number;
+  encLen: number;
+  decLen: number;
+}
+
+export interface T5OnnxOutputs {
+  /** (batch, decLen, dModel) */
+  decoderHidden: Float32Array;
+  /** (batch, encLen, dModel), when the model outputs it. */
+  encoderHidden?: Float32Array;
+  /** (batch, out), when the model has a head. */
+  z?: Float32Array;
+}
+
+function maskFor(session: OnnxSession, mask: T5OnnxInputs['attentionMask']): OnnxTensor['data'] {
+  const spec = session.inputs.find((i) => i.name === T5_ONNX_IO.attentionMask);
+  if (!spec) throw new Error(`${session.source}: not a T5 export (no '${T5_ONNX_IO.attentionMask}' input)`);
+  if (spec.type === 'float32' && !(mask instanceof Float32Array)) return Float32Array.from(mask as ArrayLike<number | bigint>, Number);
+  if (spec.type === 'int64' && mask instanceof Float32Array) return BigInt64Array.from(mask, (v) => BigInt(Math.round(v)));
+  return mask;
+}
+
+/**
+ * Runs an exported T5 on one batch. `model` is ONNX bytes (a session is created with `opts` and
+ * disposed afterwards) or an open session (left open).
+ */
+export async function runOnnxT5(model: Uint8Array | OnnxSession, inputs: T5OnnxInputs, opts: OnnxSessionOptions = {}): Promise<T5OnnxOutputs> {
+  const session = model instanceof OnnxSession ? model : await OnnxSession.create(model, opts);
+  try {
+    const { batch: B, encLen: S, decLen: T } = inputs;
+    const res = await session.run({
+      [T5_ONNX_IO.inputIds]: { data: inputs.inputIds, dims: [B, S] },
+      [T5_ONNX_IO.attentionMask]: { data: maskFor(session, inputs.attentionMask), dims: [B, S] },
+      [T5_ONNX_IO.decoderInputIds]: { data: inputs.decoderInputIds, dims: [B, T] },
+    });
+    const out: T5OnnxOutputs = { decoderHidden: res[T5_ONNX_IO.decoderHidden].data as Float32Array };
+    if (res[T5_ONNX_IO.encoderHidden]) out.encoderHidden = res[T5_ONNX_IO.encoderHidden].data as Float32Array;
+    if (res[T5_ONNX_IO.z]) out.z = res[T5_ONNX_IO.z].data as Float32Array;
+    return out;
+  } finally {
+    if (!(model instanceof OnnxSession)) await session.dispose();
+  }
+}
