@@ -62,7 +62,8 @@ describe('GraphBuilder + OnnxSession', () => {
   });
 
   it('rejects bad inputs with errors naming the input', async () => {
-    const s = await OnnxSession.create(tinyModel());
+    const s = await OnnxSession.create(tinyModel(), { allowSpinning: false });
+    expect(s.allowSpinning).toBe(false);
     const ids = { data: new BigInt64Array(6), dims: [2, 3] };
     const x = { data: new Float32Array(12), dims: [2, 3, 2] };
     await expect(s.run({ ids })).rejects.toThrow(/missing input 'x'/);

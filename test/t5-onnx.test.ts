@@ -131,6 +131,21 @@ describe('T5 ONNX export vs the PyTorch reference', () => {
     await s.dispose();
   });
 
+  it('runOnnxT5 checks ids, mask and lengths before running; opset 13 works too', async () => {
+    const c = fixtureCase(fixture, 'casea');
+    const bad = Int32Array.from(c.inputIds as Int32Array);
+    bad[3] = 40;
+    await expect(runOnnxT5(model, { ...c, inputIds: bad }, { vocabSize: 40 })).rejects.toThrow(/input_ids\[3\] = 40 is outside the vocabulary \[0, 40\)/);
+    await expect(runOnnxT5(model, { ...c, inputIds: bad })).rejects.toThrow(/ONNX Runtime failed.*indices/);
+    await expect(runOnnxT5(model, { ...c, decLen: 4 })).rejects.toThrow(/decoder_input_ids: expected 8 ids/);
+    await expect(runOnnxT5(model, { ...c, attentionMask: new Int32Array(14).fill(2) })).rejects.toThrow(/attention_mask\[0\] = 2/);
+    await expect(runOnnxT5(model, { ...c, batch: 0 })).rejects.toThrow(/batch must be a positive integer/);
+    const old = exportT5Onnx(config, weights, { opset: 13 });
+    const out = await runOnnxT5(old, c, { vocabSize: 40, allowSpinning: false, intraOpNumThreads: 2 });
+    expectClose(out.decoderHidden, c.decoderHidden, 1e-4, 'opset 13');
+    expect(() => exportT5Onnx(config, weights, { opset: 12 })).toThrow(/opset must be 13..17/);
+  });
+
   it('export rejects bad weights and heads with errors naming them', () => {
     const missing = { ...weights };
     delete missing['decoder.block.1.layer.1.EncDecAttention.k.weight'];

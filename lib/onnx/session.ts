@@ -39,7 +39,13 @@ export interface OnnxSessionOptions {
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   /** Only the CPU execution provider ships in onnxruntime-node here (no CUDA build; WebGPU finds no adapter). */
   executionProvider?: 'cpu';
-  /** 0 verbose ... 4 fatal; default 3 (errors only). */
+  /**
+   * Whether idle intra-op threads spin-wait for the next parallel section (ONNX Runtime's
+   * default, true: lowest latency for back-to-back runs, but the spinning burns cores that
+   * other work on a small shared machine, or the Node event loop, would use).
+   */
+  allowSpinning?: boolean;
+  /** ONNX Runtime's own logging, 0 verbose ... 4 fatal; default 4: its errors reach the caller as exceptions anyway. */
   logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
 }
 
@@ -70,6 +76,8 @@ export class OnnxSession {
   /** The execution provider every node runs on. */
   readonly provider: 'cpu' = 'cpu';
   readonly intraOpNumThreads: number | undefined;
+  readonly allowSpinning: boolean;
+  private readonly logSeverityLevel: 0 | 1 | 2 | 3 | 4;
   readonly inputs: readonly OnnxValueSpec[];
   readonly outputs: readonly OnnxValueSpec[];
   /** Where the model came from, for error messages. */
@@ -79,6 +87,8 @@ export class OnnxSession {
     this.session = session;
     this.source = source;
     this.intraOpNumThreads = opts.intraOpNumThreads;
+    this.allowSpinning = opts.allowSpinning ?? true;
+    this.logSeverityLevel = opts.logSeverityLevel ?? 4;
     const spec = (m: readonly ort.InferenceSession.ValueMetadata[]): OnnxValueSpec[] =>
       m.map((v) => (v.isTensor ? { name: v.name, type: v.type, shape: [...v.shape] } : { name: v.name, type: 'non-tensor', shape: [] }));
     this.inputs = spec(session.inputMetadata);
@@ -114,10 +124,15 @@ export class OnnxSession {
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       executionProviders: ['cpu'],
       graphOptimizationLevel: opts.graphOptimizationLevel ?? 'all',
-      logSeverityLevel: opts.logSeverityLevel ?? 3,
+      logSeverityLevel: opts.logSeverityLevel ?? 4,
     };
     if (t !== undefined) sessionOptions.intraOpNumThreads = t;
     if (ti !== undefined) sessionOptions.interOpNumThreads = ti;
+    if (opts.allowSpinning !== undefined) {
+      // Session config entries (onnxruntime_session_options_config_keys.h), strings in Node.js.
+      const flag = opts.allowSpinning ? '1' : '0';
+      sessionOptions.extra = { session: { intra_op: { allow_spinning: flag }, inter_op: { allow_spinning: flag } } };
+    }
     let session: ort.InferenceSession;
     try {
       session = await ort.InferenceSession.create(bytes, sessionOptions);
@@ -205,7 +220,7 @@ export class OnnxSession {
     }
     let res: ort.InferenceSession.ReturnType;
     try {
-      res = await session.run(tensors, names);
+      res = await session.run(tensors, names, { logSeverityLevel: this.logSeverityLevel });
     } catch (e) {
       throw new Error(`${this.source}: ONNX Runtime failed: ${(e as Error).message}`);
     }

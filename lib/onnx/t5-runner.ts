@@ -33,14 +33,39 @@ function maskFor(session: OnnxSession, mask: T5OnnxInputs['attentionMask']): Onn
   return mask;
 }
 
+function checkIds(ids: Int32Array | BigInt64Array, n: number, vocabSize: number | undefined, name: string): void {
+  if (ids.length !== n) throw new RangeError(`${name}: expected ${n} ids for its (batch, length), got ${ids.length}`);
+  if (vocabSize === undefined) return;
+  for (let i = 0; i < ids.length; i++) {
+    const v = Number(ids[i]);
+    if (!(v >= 0 && v < vocabSize)) throw new RangeError(`${name}[${i}] = ${v} is outside the vocabulary [0, ${vocabSize})`);
+  }
+}
+
+export interface RunOnnxT5Options extends OnnxSessionOptions {
+  /** When given, ids are checked against [0, vocabSize) before the run (ONNX Runtime's own error is less clear). */
+  vocabSize?: number;
+}
+
 /**
  * Runs an exported T5 on one batch. `model` is ONNX bytes (a session is created with `opts` and
  * disposed afterwards) or an open session (left open).
  */
-export async function runOnnxT5(model: Uint8Array | OnnxSession, inputs: T5OnnxInputs, opts: OnnxSessionOptions = {}): Promise<T5OnnxOutputs> {
+export async function runOnnxT5(model: Uint8Array | OnnxSession, inputs: T5OnnxInputs, opts: RunOnnxT5Options = {}): Promise<T5OnnxOutputs> {
+  const { batch: B, encLen: S, decLen: T } = inputs;
+  for (const [k, v] of [['batch', B], ['encLen', S], ['decLen', T]] as const) {
+    if (!(Number.isInteger(v) && v >= 1)) throw new RangeError(`runOnnxT5: ${k} must be a positive integer, got ${v}`);
+  }
+  checkIds(inputs.inputIds, B * S, opts.vocabSize, 'input_ids');
+  checkIds(inputs.decoderInputIds, B * T, opts.vocabSize, 'decoder_input_ids');
+  const mask = inputs.attentionMask;
+  if (mask.length !== B * S) throw new RangeError(`attention_mask: expected ${B * S} values for (batch, encLen), got ${mask.length}`);
+  for (let i = 0; i < mask.length; i++) {
+    const m = Number(mask[i]);
+    if (m !== 0 && m !== 1) throw new RangeError(`attention_mask[${i}] = ${m}: the mask holds 1 (token) or 0 (padding)`);
+  }
   const session = model instanceof OnnxSession ? model : await OnnxSession.create(model, opts);
   try {
-    const { batch: B, encLen: S, decLen: T } = inputs;
     const res = await session.run({
       [T5_ONNX_IO.inputIds]: { data: inputs.inputIds, dims: [B, S] },
       [T5_ONNX_IO.attentionMask]: { data: maskFor(session, inputs.attentionMask), dims: [B, S] },

@@ -160,7 +160,8 @@ export function exportT5Onnx(config: T5Config, tensors: Record<string, Float32Ar
   const attentionMask = g.input(io.attentionMask, maskType, ['batch', 'enc_len']);
   const decoderInputIds = g.input(io.decoderInputIds, 'int64', ['batch', decLen]);
 
-  // Weights: HF names; linear weights stored transposed ((in, out)) so that x @ W^T is one MatMul.
+  // Weights: HF names; linear weights stored transposed ((in, out), name + '.T') so that x @ W^T is
+  // one MatMul.
   const param = (name: string) => g.initializer(name, shapes[name], tensors[name]);
   const linearT = (name: string) => {
     const [out, inn] = shapes[name];
@@ -176,14 +177,31 @@ export function exportT5Onnx(config: T5Config, tensors: Record<string, Float32Ar
   // (B, L, inner) -> (B, H, L, dKv), or (B, H, dKv, L) for keys (ready for q @ k^T).
   const heads = (x: string, perm: number[]) =>
     g.op('Transpose', [g.op('Reshape', [x, g.int64([0, 0, H, dKv])])], { perm });
-  const attention = (xq: string, xkv: string, prefix: string, bias: string) => {
-    const q = heads(g.op('MatMul', [xq, linearT(`${prefix}.q.weight`)]), [0, 2, 1, 3]);
-    const kT = heads(g.op('MatMul', [xkv, linearT(`${prefix}.k.weight`)]), [0, 2, 3, 1]);
-    const v = heads(g.op('MatMul', [xkv, linearT(`${prefix}.v.weight`)]), [0, 2, 1, 3]);
+  // q, k, v projections as one MatMul against the concatenated (d, 3 * inner) weight (k, v only
+  // for cross-attention, whose q comes from the decoder), split afterwards: one larger GEMM
+  // instead of three small ones.
+  const fusedT = (names: string[], hint: string) => {
+    const parts = names.map((n) => transpose(tensors[n], inner, d)); // each (d, inner)
+    const w = new Float32Array(d * inner * parts.length);
+    for (let r = 0; r < d; r++) parts.forEach((p, j) => w.set(p.subarray(r * inner, (r + 1) * inner), (r * parts.length + j) * inner));
+    return g.initializer(hint, [d, inner * parts.length], w);
+  };
+  const split = (x: string, n: number) => g.node('Split', [x, g.int64(Array(n).fill(inner))], { axis: -1 }, { nOutputs: n });
+  const attention = (xq: string, xkv: string | null, prefix: string, bias: string) => {
+    let q: string, k: string, v: string;
+    if (xkv === null) {
+      [q, k, v] = split(g.op('MatMul', [xq, fusedT(['q', 'k', 'v'].map((p) => `${prefix}.${p}.weight`), `${prefix}.qkv.weight.T`)]), 3);
+    } else {
+      q = g.op('MatMul', [xq, linearT(`${prefix}.q.weight`)]);
+      [k, v] = split(g.op('MatMul', [xkv, fusedT(['k', 'v'].map((p) => `${prefix}.${p}.weight`), `${prefix}.kv.weight.T`)]), 2);
+    }
+    const qh = heads(q, [0, 2, 1, 3]);
+    const kT = heads(k, [0, 2, 3, 1]);
+    const vh = heads(v, [0, 2, 1, 3]);
     // T5 does not scale the scores by 1/sqrt(dKv) (the scaling is folded into the q init).
-    const scores = g.op('Add', [g.op('MatMul', [q, kT]), bias], {}, `${prefix}.scores`);
+    const scores = g.op('Add', [g.op('MatMul', [qh, kT]), bias], {}, `${prefix}.scores`);
     const probs = g.op('Softmax', [scores], { axis: -1 });
-    const ctx = g.op('Reshape', [g.op('Transpose', [g.op('MatMul', [probs, v])], { perm: [0, 2, 1, 3] }), g.int64([0, 0, inner])]);
+    const ctx = g.op('Reshape', [g.op('Transpose', [g.op('MatMul', [probs, vh])], { perm: [0, 2, 1, 3] }), g.int64([0, 0, inner])]);
     return g.op('MatMul', [ctx, linearT(`${prefix}.o.weight`)], {}, `${prefix}.out`);
   };
   const feedForward = (x: string, prefix: string) => {
@@ -222,7 +240,7 @@ export function exportT5Onnx(config: T5Config, tensors: Record<string, Float32Ar
   for (let i = 0; i < config.numEncoderLayers; i++) {
     const b = `encoder.block.${i}`;
     const n0 = rmsNorm(x, `${b}.layer.0.layer_norm.weight`, `${b}.layer.0.norm`);
-    x = g.op('Add', [x, attention(n0, n0, `${b}.layer.0.SelfAttention`, encBias)], {}, `${b}.layer.0.residual`);
+    x = g.op('Add', [x, attention(n0, null, `${b}.layer.0.SelfAttention`, encBias)], {}, `${b}.layer.0.residual`);
     const n1 = rmsNorm(x, `${b}.layer.1.layer_norm.weight`, `${b}.layer.1.norm`);
     x = g.op('Add', [x, feedForward(n1, `${b}.layer.1.DenseReluDense`)], {}, `${b}.layer.1.residual`);
   }
@@ -237,7 +255,7 @@ export function exportT5Onnx(config: T5Config, tensors: Record<string, Float32Ar
   for (let i = 0; i < config.numDecoderLayers; i++) {
     const b = `decoder.block.${i}`;
     const n0 = rmsNorm(y, `${b}.layer.0.layer_norm.weight`, `${b}.layer.0.norm`);
-    y = g.op('Add', [y, attention(n0, n0, `${b}.layer.0.SelfAttention`, decBias)], {}, `${b}.layer.0.residual`);
+    y = g.op('Add', [y, attention(n0, null, `${b}.layer.0.SelfAttention`, decBias)], {}, `${b}.layer.0.residual`);
     const n1 = rmsNorm(y, `${b}.layer.1.layer_norm.weight`, `${b}.layer.1.norm`);
     y = g.op('Add', [y, attention(n1, encoderHidden, `${b}.layer.1.EncDecAttention`, padBias)], {}, `${b}.layer.1.residual`);
     const n2 = rmsNorm(y, `${b}.layer.2.layer_norm.weight`, `${b}.layer.2.norm`);
