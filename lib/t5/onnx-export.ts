@@ -170,9 +170,11 @@ export function exportT5Onnx(config: T5Config, tensors: Record<string, Float32Ar
   const shared = param('shared.weight');
 
   const rmsNorm = (x: string, weightName: string, hint: string) => {
-    const variance = g.op('ReduceMean', [g.op('Mul', [x, x])], { axes: [-1], keepdims: 1 }, `${hint}.variance`);
-    const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [variance, g.float(eps)])])]);
-    return g.op('Mul', [g.op('Mul', [x, inv]), param(weightName)], {}, hint);
+    // Written as Pow -> ReduceMean -> Add -> Sqrt -> Div -> Mul, the pattern ONNX Runtime fuses
+    // into one SimplifiedLayerNormalization kernel.
+    const variance = g.op('ReduceMean', [g.op('Pow', [x, g.float(2)])], { axes: [-1], keepdims: 1 }, `${hint}.variance`);
+    const rms = g.op('Sqrt', [g.op('Add', [variance, g.float(eps)])]);
+    return g.op('Mul', [g.op('Div', [x, rms]), param(weightName)], {}, hint);
   };
   // (B, L, inner) -> (B, H, L, dKv), or (B, H, dKv, L) for keys (ready for q @ k^T).
   const heads = (x: string, perm: number[]) =>
