@@ -76,17 +76,26 @@ function inputs(batch: number, seed: number): T5OnnxInputs {
   };
 }
 
-async function time(session: OnnxSession, inp: T5OnnxInputs): Promise<{ runs: number; msPerRun: number; medianMs: number }> {
+// Wall time per run, and the process's CPU time per run (user + system, all threads): on a
+// shared machine the wall time includes waiting for a core, the CPU time mostly does not.
+async function time(session: OnnxSession, inp: T5OnnxInputs): Promise<{ runs: number; msPerRun: number; medianMs: number; cpuMsPerRun: number }> {
   await runOnnxT5(session, inp); // warm-up (allocations, kernel selection)
   const times: number[] = [];
+  const cpu0 = process.cpuUsage();
   const start = performance.now();
   while (times.length < 3 || (performance.now() - start < SECONDS * 1000 && times.length < 1000)) {
     const t0 = performance.now();
     await runOnnxT5(session, inp);
     times.push(performance.now() - t0);
   }
+  const cpu = process.cpuUsage(cpu0);
   const sorted = [...times].sort((a, b) => a - b);
-  return { runs: times.length, msPerRun: times.reduce((a, b) => a + b, 0) / times.length, medianMs: sorted[Math.floor(sorted.length / 2)] };
+  return {
+    runs: times.length,
+    msPerRun: times.reduce((a, b) => a + b, 0) / times.length,
+    medianMs: sorted[Math.floor(sorted.length / 2)],
+    cpuMsPerRun: (cpu.user + cpu.system) / 1000 / times.length,
+  };
 }
 
 async function main(): Promise<void> {
@@ -122,21 +131,24 @@ async function main(): Promise<void> {
       const base = THREADS === 1 ? main : await time(sessions[1], inp);
       const row = {
         preset, params, batch, encLen: ENC, decLen: DEC, threads: THREADS,
-        msPerRun: +main.msPerRun.toFixed(2), medianMs: +main.medianMs.toFixed(2), runs: main.runs,
+        msPerRun: +main.msPerRun.toFixed(2), medianMs: +main.medianMs.toFixed(2), runs: main.runs, cpuMsPerRun: +main.cpuMsPerRun.toFixed(2),
         sequencesPerSec: +((batch * 1000) / main.msPerRun).toFixed(1),
         tokensPerSec: +((batch * (ENC + DEC) * 1000) / main.msPerRun).toFixed(0),
         baselineMsPerRun1Thread: +base.msPerRun.toFixed(2),
+        baselineCpuMsPerRun1Thread: +base.cpuMsPerRun.toFixed(2),
+        // Throughput if one core ran this alone: batch / CPU time of the 1-thread run.
+        sequencesPerCpuSec1Thread: +((batch * 1000) / base.cpuMsPerRun).toFixed(1),
         speedupVs1Thread: +(base.msPerRun / main.msPerRun).toFixed(2),
       };
       rows.push(row);
-      console.log(`  batch ${String(batch).padStart(2)}: ${row.msPerRun} ms/run (median ${row.medianMs}, ${row.runs} runs), ${row.sequencesPerSec} seq/s, ${row.tokensPerSec} tok/s; 1 thread ${row.baselineMsPerRun1Thread} ms (x${row.speedupVs1Thread})`);
+      console.log(`  batch ${String(batch).padStart(2)}: ${row.msPerRun} ms/run (median ${row.medianMs}, ${row.runs} runs, CPU ${row.cpuMsPerRun} ms), ${row.sequencesPerSec} seq/s, ${row.tokensPerSec} tok/s; 1 thread ${row.baselineMsPerRun1Thread} ms (CPU ${row.baselineCpuMsPerRun1Thread} ms, x${row.speedupVs1Thread})`);
     }
     for (const s of Object.values(sessions)) await s.dispose();
   }
-  console.log('\n| preset | params | batch | ms/run | sequences/s | tokens/s | 1-thread ms/run | speed-up |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+  console.log(`\n| preset | params | batch | ms/run (${THREADS} thr) | sequences/s | tokens/s | CPU ms/run | 1-thread ms/run | speed-up | 1-thread CPU ms/run | seq per CPU-s |`);
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) {
-    console.log(`| ${r.preset} | ${((r.params as number) / 1e6).toFixed(2)}M | ${r.batch} | ${r.msPerRun} | ${r.sequencesPerSec} | ${r.tokensPerSec} | ${r.baselineMsPerRun1Thread} | ${r.speedupVs1Thread} |`);
+    console.log(`| ${r.preset} | ${((r.params as number) / 1e6).toFixed(2)}M | ${r.batch} | ${r.msPerRun} | ${r.sequencesPerSec} | ${r.tokensPerSec} | ${r.cpuMsPerRun} | ${r.baselineMsPerRun1Thread} | ${r.speedupVs1Thread} | ${r.baselineCpuMsPerRun1Thread} | ${r.sequencesPerCpuSec1Thread} |`);
   }
   mkdirSync(dirname(OUT), { recursive: true });
   writeFileSync(OUT, JSON.stringify({ bench: 't5-onnx', date: new Date().toISOString(), machine, provider: 'cpu', threads: THREADS, allowSpinning: SPIN, vocab: VOCAB, encLen: ENC, decLen: DEC, rows }, null, 2) + '\n');

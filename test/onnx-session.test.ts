@@ -82,6 +82,21 @@ describe('GraphBuilder + OnnxSession', () => {
     await s.dispose();
   });
 
+  it('builder: rejects duplicate names, non-integer INT attributes, size mismatches, empty graphs', () => {
+    const g = new GraphBuilder('bad');
+    const x = g.input('x', 'float', [2]);
+    expect(() => g.input('x', 'float', [2])).toThrow(/'x' is already used/);
+    expect(() => g.op('LeakyRelu', [x], { alpha: 0.5 })).toThrow(/wrap floats with floatAttr/);
+    expect(() => g.initializer('w', [2, 2], new Float32Array(3))).toThrow(/holds 4 values but data has 3/);
+    expect(() => g.annotate('nope', 'float', [2])).toThrow(/unknown value 'nope'/);
+    expect(g.int64([1, 2])).toBe(g.int64([1, 2])); // constants are shared
+    expect(g.fresh('relu')).not.toBe(g.fresh('relu'));
+    expect(() => g.toModel()).toThrow(/no outputs/);
+    const y = g.annotate(g.op('Relu', [x]), 'float', [2]);
+    g.output(y, 'y', 'float', [2]);
+    expect(decodeModel(g.toModel({ opset: 13 })).graph!.valueInfo.map((v) => v.name)).toEqual([y]);
+  });
+
   it('loads from a file and reports unreadable or invalid models', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'onnx-session-'));
     try {

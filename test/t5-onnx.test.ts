@@ -12,9 +12,9 @@ import { runOnnxT5, type T5OnnxInputs } from '../lib/onnx/t5-runner.js';
 import { OnnxSession } from '../lib/onnx/session.js';
 import { decodeModel } from '../lib/onnx/builder.js';
 
-export const FIXTURE = fileURLToPath(new URL('./fixtures/t5-tiny-onnx.safetensors', import.meta.url));
+const FIXTURE = fileURLToPath(new URL('./fixtures/t5-tiny-onnx.safetensors', import.meta.url));
 
-export function fixtureCase(t: TensorMap, name: 'casea' | 'caseb'): T5OnnxInputs & { decoderHidden: Float32Array; encoderHidden: Float32Array } {
+function fixtureCase(t: TensorMap, name: 'casea' | 'caseb'): T5OnnxInputs & { decoderHidden: Float32Array; encoderHidden: Float32Array } {
   const ids = t[`${name}.input_ids`];
   const dec = t[`${name}.decoder_input_ids`];
   return {

@@ -83,6 +83,8 @@ export class GraphBuilder {
   readonly initializers: ITensorProto[] = [];
   readonly inputs: IValueInfoProto[] = [];
   readonly outputs: IValueInfoProto[] = [];
+  /** Shape annotations of intermediate values (optional; ONNX Runtime infers shapes itself). */
+  readonly valueInfos: IValueInfoProto[] = [];
   private readonly names = new Set<string>();
   private counter = 0;
   private readonly constCache = new Map<string, string>();
@@ -113,6 +115,13 @@ export class GraphBuilder {
     if (value !== name) this.node('Identity', [value], {}, { outputs: [this.claim(name)] });
     this.outputs.push(valueInfo(name, dtype, dims));
     return name;
+  }
+
+  /** Annotates an intermediate value with its type and shape (documentation for tools such as Netron). */
+  annotate(value: string, dtype: DTypeName, dims: Dim[]): string {
+    if (!this.names.has(value)) throw new Error(`ONNX graph '${this.name}': cannot annotate unknown value '${value}'`);
+    this.valueInfos.push(valueInfo(value, dtype, dims));
+    return value;
   }
 
   /** An initializer holding `data` with shape `dims` (raw bytes). */
@@ -189,6 +198,7 @@ export class GraphBuilder {
         initializer: this.initializers,
         input: this.inputs,
         output: this.outputs,
+        valueInfo: this.valueInfos,
       },
     });
     return onnx.ModelProto.encode(model).finish();
