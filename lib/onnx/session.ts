@@ -71,7 +71,141 @@ function describeShape(s: readonly (number | string)[]): string {
   return `[${s.map((d) => (typeof d === 'string' ? d : d < 0 ? '?' : String(d))).join(', ')}]`;
 }
 
-export class OnnxSession {
+/** What runOnnxT5 and serving need from a session, inline (OnnxSession) or in a worker (OnnxWorkerSession). */
+export interface OnnxRunner {
+  readonly provider: 'cpu';
+  readonly inputs: readonly OnnxValueSpec[];
+  readonly outputs: readonly OnnxValueSpec[];
+  readonly source: string;
+  readonly disposed: boolean;
+  run(feeds: Record<string, OnnxTensor>, fetches?: string[]): Promise<Record<string, OnnxOutput>>;
+  dispose(): Promise<void>;
+}
+
+/** A checked input, ready to become an ONNX Runtime tensor (plain data: it can cross to a worker). */
+export interface CheckedTensor {
+  type: OnnxTensorType;
+  data: OnnxTensorData;
+  dims: number[];
+}
+
+/**
+ * Checks feeds against the declared inputs: names, dtypes, ranks, fixed dims, symbolic dims
+ * shared between inputs, and data lengths. Int32Array ids are widened to int64 for int64
+ * inputs (a copy); every other dtype mismatch is an error.
+ */
+export function checkFeeds(inputs: readonly OnnxValueSpec[], feeds: Record<string, OnnxTensor>, source: string): Record<string, CheckedTensor> {
+  if (feeds === null || typeof feeds !== 'object') throw new TypeError(`${source}: run() takes an object of named input tensors`);
+  const known = new Set(inputs.map((i) => i.name));
+  for (const name of Object.keys(feeds)) {
+    if (!known.has(name)) throw new Error(`${source}: unknown input '${name}' (the model's inputs: ${[...known].join(', ')})`);
+  }
+  const symbols = new Map<string, { size: number; input: string }>();
+  const out: Record<string, CheckedTensor> = {};
+  for (const spec of inputs) {
+    const f = feeds[spec.name];
+    if (f === undefined || f === null) throw new Error(`${source}: missing input '${spec.name}' (${spec.type} ${describeShape(spec.shape)})`);
+    const { data, dims } = f;
+    const have = typeOfData(data);
+    if (!have) throw new TypeError(`input '${spec.name}': data must be a typed array (${ARRAY_OF[spec.type as OnnxTensorType] ?? spec.type})`);
+    if (!Array.isArray(dims) || !dims.every((d) => Number.isInteger(d) && d >= 0)) {
+      throw new TypeError(`input '${spec.name}': dims must be an array of non-negative integers, got ${JSON.stringify(dims)}`);
+    }
+    if (dims.length !== spec.shape.length) {
+      throw new RangeError(`input '${spec.name}': expected rank ${spec.shape.length} ${describeShape(spec.shape)}, got dims [${dims.join(', ')}]`);
+    }
+    spec.shape.forEach((want, axis) => {
+      const got = dims[axis];
+      if (typeof want === 'number' && want >= 0 && got !== want) {
+        throw new RangeError(`input '${spec.name}': dimension ${axis} must be ${want} ${describeShape(spec.shape)}, got dims [${dims.join(', ')}]`);
+      }
+      if (typeof want === 'string' && want !== '') {
+        const seen = symbols.get(want);
+        if (seen && seen.size !== got) {
+          throw new RangeError(`input '${spec.name}': dimension ${axis} ('${want}') is ${got} but input '${seen.input}' has ${want} = ${seen.size}`);
+        }
+        if (!seen) symbols.set(want, { size: got, input: spec.name });
+      }
+    });
+    const n = dims.reduce((a, b) => a * b, 1);
+    if (data.length !== n) throw new RangeError(`input '${spec.name}': dims [${dims.join(', ')}] hold ${n} values but data has ${data.length}`);
+    let typed: OnnxTensorData = data;
+    let type: OnnxTensorType = have;
+    if (spec.type === 'int64' && have === 'int32') {
+      typed = BigInt64Array.from(data as Int32Array, (v) => BigInt(v));
+      type = 'int64';
+    } else if (spec.type === 'bool' && have === 'uint8') {
+      type = 'bool';
+    } else if (spec.type !== have) {
+      throw new TypeError(`input '${spec.name}': expected ${spec.type} (${ARRAY_OF[spec.type as OnnxTensorType] ?? spec.type}), got ${data.constructor.name}`);
+    }
+    out[spec.name] = { type, data: typed, dims: [...dims] };
+  }
+  return out;
+}
+
+/** The outputs to fetch (default: all), checked against the declared ones. */
+export function checkFetches(outputs: readonly OnnxValueSpec[], fetches: string[] | undefined, source: string): string[] {
+  const names = fetches ?? outputs.map((o) => o.name);
+  for (const n of names) {
+    if (!outputs.some((o) => o.name === n)) throw new Error(`${source}: unknown output '${n}' (the model's outputs: ${outputs.map((o) => o.name).join(', ')})`);
+  }
+  return names;
+}
+
+/** Validates the options and turns them into ONNX Runtime session options (plain data). */
+export function ortSessionOptions(opts: OnnxSessionOptions): ort.InferenceSession.SessionOptions {
+  const t = opts.intraOpNumThreads;
+  if (t !== undefined && !(Number.isInteger(t) && t >= 1)) throw new RangeError(`intraOpNumThreads must be a positive integer, got ${t}`);
+  const ti = opts.interOpNumThreads;
+  if (ti !== undefined && !(Number.isInteger(ti) && ti >= 1)) throw new RangeError(`interOpNumThreads must be a positive integer, got ${ti}`);
+  if (opts.executionProvider !== undefined && opts.executionProvider !== 'cpu') {
+    throw new RangeError(`executionProvider '${opts.executionProvider}' is not available (only 'cpu' is)`);
+  }
+  const so: ort.InferenceSession.SessionOptions = {
+    executionProviders: ['cpu'],
+    graphOptimizationLevel: opts.graphOptimizationLevel ?? 'all',
+    logSeverityLevel: opts.logSeverityLevel ?? 4,
+  };
+  if (t !== undefined) so.intraOpNumThreads = t;
+  if (ti !== undefined) so.interOpNumThreads = ti;
+  if (opts.allowSpinning !== undefined) {
+    // Session config entries (onnxruntime_session_options_config_keys.h), strings in Node.js.
+    const flag = opts.allowSpinning ? '1' : '0';
+    so.extra = { session: { intra_op: { allow_spinning: flag }, inter_op: { allow_spinning: flag } } };
+  }
+  return so;
+}
+
+/** ONNX bytes from bytes or a file, with a name for error messages. */
+export function readModel(model: Uint8Array | string): { bytes: Uint8Array; source: string } {
+  let bytes: Uint8Array;
+  let source: string;
+  if (typeof model === 'string') {
+    source = model;
+    try {
+      if (!statSync(model).isFile()) throw new Error('not a file');
+      bytes = readFileSync(model);
+    } catch (e) {
+      throw new Error(`ONNX model '${model}' cannot be read: ${(e as Error).message}`);
+    }
+  } else if (model instanceof Uint8Array) {
+    source = `ONNX model (${model.byteLength} bytes)`;
+    bytes = model;
+  } else {
+    throw new TypeError('ONNX session: model must be a Uint8Array of ONNX bytes or a file path');
+  }
+  if (bytes.byteLength === 0) throw new Error(`${source}: empty model`);
+  return { bytes, source };
+}
+
+/** Declared inputs/outputs from ONNX Runtime's metadata. */
+export function valueSpecs(m: readonly ort.InferenceSession.ValueMetadata[]): OnnxValueSpec[] {
+  return m.map((v) => (v.isTensor ? { name: v.name, type: v.type, shape: [...v.shape] } : { name: v.name, type: 'non-tensor', shape: [] }));
+}
+
+/** Runs on the calling thread (see the note at the top of this file; OnnxWorkerSession runs in a worker). */
+export class OnnxSession implements OnnxRunner {
   private session: ort.InferenceSession | null;
   /** The execution provider every node runs on. */
   readonly provider: 'cpu' = 'cpu';
@@ -89,50 +223,14 @@ export class OnnxSession {
     this.intraOpNumThreads = opts.intraOpNumThreads;
     this.allowSpinning = opts.allowSpinning ?? true;
     this.logSeverityLevel = opts.logSeverityLevel ?? 4;
-    const spec = (m: readonly ort.InferenceSession.ValueMetadata[]): OnnxValueSpec[] =>
-      m.map((v) => (v.isTensor ? { name: v.name, type: v.type, shape: [...v.shape] } : { name: v.name, type: 'non-tensor', shape: [] }));
-    this.inputs = spec(session.inputMetadata);
-    this.outputs = spec(session.outputMetadata);
+    this.inputs = valueSpecs(session.inputMetadata);
+    this.outputs = valueSpecs(session.outputMetadata);
   }
 
   /** Loads a model from ONNX bytes or a file path. */
   static async create(model: Uint8Array | string, opts: OnnxSessionOptions = {}): Promise<OnnxSession> {
-    const t = opts.intraOpNumThreads;
-    if (t !== undefined && !(Number.isInteger(t) && t >= 1)) throw new RangeError(`intraOpNumThreads must be a positive integer, got ${t}`);
-    const ti = opts.interOpNumThreads;
-    if (ti !== undefined && !(Number.isInteger(ti) && ti >= 1)) throw new RangeError(`interOpNumThreads must be a positive integer, got ${ti}`);
-    if (opts.executionProvider !== undefined && opts.executionProvider !== 'cpu') {
-      throw new RangeError(`executionProvider '${opts.executionProvider}' is not available (only 'cpu' is)`);
-    }
-    let bytes: Uint8Array;
-    let source: string;
-    if (typeof model === 'string') {
-      source = model;
-      try {
-        if (!statSync(model).isFile()) throw new Error('not a file');
-        bytes = readFileSync(model);
-      } catch (e) {
-        throw new Error(`ONNX model '${model}' cannot be read: ${(e as Error).message}`);
-      }
-    } else if (model instanceof Uint8Array) {
-      source = `ONNX model (${model.byteLength} bytes)`;
-      bytes = model;
-    } else {
-      throw new TypeError('OnnxSession.create: model must be a Uint8Array of ONNX bytes or a file path');
-    }
-    if (bytes.byteLength === 0) throw new Error(`${source}: empty model`);
-    const sessionOptions: ort.InferenceSession.SessionOptions = {
-      executionProviders: ['cpu'],
-      graphOptimizationLevel: opts.graphOptimizationLevel ?? 'all',
-      logSeverityLevel: opts.logSeverityLevel ?? 4,
-    };
-    if (t !== undefined) sessionOptions.intraOpNumThreads = t;
-    if (ti !== undefined) sessionOptions.interOpNumThreads = ti;
-    if (opts.allowSpinning !== undefined) {
-      // Session config entries (onnxruntime_session_options_config_keys.h), strings in Node.js.
-      const flag = opts.allowSpinning ? '1' : '0';
-      sessionOptions.extra = { session: { intra_op: { allow_spinning: flag }, inter_op: { allow_spinning: flag } } };
-    }
+    const sessionOptions = ortSessionOptions(opts);
+    const { bytes, source } = readModel(model);
     let session: ort.InferenceSession;
     try {
       session = await ort.InferenceSession.create(bytes, sessionOptions);
@@ -151,73 +249,14 @@ export class OnnxSession {
     return { version: ort.env.versions.node ?? ort.env.versions.common, providers: ort.listSupportedBackends() };
   }
 
-  private live(): ort.InferenceSession {
-    if (!this.session) throw new Error(`${this.source}: the ONNX session was disposed`);
-    return this.session;
-  }
-
-  /**
-   * Checks the feeds against the declared inputs and returns ONNX Runtime tensors. Int32Array
-   * ids are widened to int64 for int64 inputs (a copy); every other dtype mismatch is an error.
-   */
-  private prepare(feeds: Record<string, OnnxTensor>): Record<string, ort.Tensor> {
-    if (feeds === null || typeof feeds !== 'object') throw new TypeError(`${this.source}: run() takes an object of named input tensors`);
-    const known = new Set(this.inputs.map((i) => i.name));
-    for (const name of Object.keys(feeds)) {
-      if (!known.has(name)) throw new Error(`${this.source}: unknown input '${name}' (the model's inputs: ${[...known].join(', ')})`);
-    }
-    const symbols = new Map<string, { size: number; input: string }>();
-    const out: Record<string, ort.Tensor> = {};
-    for (const spec of this.inputs) {
-      const f = feeds[spec.name];
-      if (f === undefined) throw new Error(`${this.source}: missing input '${spec.name}' (${spec.type} ${describeShape(spec.shape)})`);
-      const { data, dims } = f;
-      const have = typeOfData(data);
-      if (!have) throw new TypeError(`input '${spec.name}': data must be a typed array (${ARRAY_OF[spec.type as OnnxTensorType] ?? spec.type})`);
-      if (!Array.isArray(dims) || !dims.every((d) => Number.isInteger(d) && d >= 0)) {
-        throw new TypeError(`input '${spec.name}': dims must be an array of non-negative integers, got ${JSON.stringify(dims)}`);
-      }
-      if (dims.length !== spec.shape.length) {
-        throw new RangeError(`input '${spec.name}': expected rank ${spec.shape.length} ${describeShape(spec.shape)}, got dims [${dims.join(', ')}]`);
-      }
-      spec.shape.forEach((want, axis) => {
-        const got = dims[axis];
-        if (typeof want === 'number' && want >= 0 && got !== want) {
-          throw new RangeError(`input '${spec.name}': dimension ${axis} must be ${want} ${describeShape(spec.shape)}, got dims [${dims.join(', ')}]`);
-        }
-        if (typeof want === 'string' && want !== '') {
-          const seen = symbols.get(want);
-          if (seen && seen.size !== got) {
-            throw new RangeError(`input '${spec.name}': dimension ${axis} ('${want}') is ${got} but input '${seen.input}' has ${want} = ${seen.size}`);
-          }
-          if (!seen) symbols.set(want, { size: got, input: spec.name });
-        }
-      });
-      const n = dims.reduce((a, b) => a * b, 1);
-      if (data.length !== n) throw new RangeError(`input '${spec.name}': dims [${dims.join(', ')}] hold ${n} values but data has ${data.length}`);
-      let typed: OnnxTensorData = data;
-      let type: OnnxTensorType = have;
-      if (spec.type === 'int64' && have === 'int32') {
-        typed = BigInt64Array.from(data as Int32Array, (v) => BigInt(v));
-        type = 'int64';
-      } else if (spec.type === 'bool' && have === 'uint8') {
-        type = 'bool';
-      } else if (spec.type !== have) {
-        throw new TypeError(`input '${spec.name}': expected ${spec.type} (${ARRAY_OF[spec.type as OnnxTensorType] ?? spec.type}), got ${data.constructor.name}`);
-      }
-      out[spec.name] = new ort.Tensor(type, typed as never, dims);
-    }
-    return out;
-  }
-
   /** Runs the model; `fetches` limits the outputs computed (default: all). */
   async run(feeds: Record<string, OnnxTensor>, fetches?: string[]): Promise<Record<string, OnnxOutput>> {
-    const session = this.live();
-    const tensors = this.prepare(feeds);
-    const names = fetches ?? this.outputs.map((o) => o.name);
-    for (const n of names) {
-      if (!this.outputs.some((o) => o.name === n)) throw new Error(`${this.source}: unknown output '${n}' (the model's outputs: ${this.outputs.map((o) => o.name).join(', ')})`);
-    }
+    const session = this.session;
+    if (!session) throw new Error(`${this.source}: the ONNX session was disposed`);
+    const checked = checkFeeds(this.inputs, feeds, this.source);
+    const names = checkFetches(this.outputs, fetches, this.source);
+    const tensors: Record<string, ort.Tensor> = {};
+    for (const [k, t] of Object.entries(checked)) tensors[k] = new ort.Tensor(t.type, t.data as never, t.dims);
     let res: ort.InferenceSession.ReturnType;
     try {
       res = await session.run(tensors, names, { logSeverityLevel: this.logSeverityLevel });

@@ -1,7 +1,7 @@
 // Running an exported T5 backbone (lib/t5/onnx-export.ts) with ONNX Runtime: typed inputs in,
 // decoder states (and z / encoder states when the model has them) out. Used by serving, the
 // benchmark and the parity tests.
-import { OnnxSession, type OnnxSessionOptions, type OnnxTensor } from './session.js';
+import { OnnxSession, type OnnxRunner, type OnnxSessionOptions, type OnnxTensor } from './session.js';
 import { T5_ONNX_IO } from '../t5/onnx-export.js';
 
 export interface T5OnnxInputs {
@@ -25,7 +25,7 @@ export interface T5OnnxOutputs {
   z?: Float32Array;
 }
 
-function maskFor(session: OnnxSession, mask: T5OnnxInputs['attentionMask']): OnnxTensor['data'] {
+function maskFor(session: OnnxRunner, mask: T5OnnxInputs['attentionMask']): OnnxTensor['data'] {
   const spec = session.inputs.find((i) => i.name === T5_ONNX_IO.attentionMask);
   if (!spec) throw new Error(`${session.source}: not a T5 export (no '${T5_ONNX_IO.attentionMask}' input)`);
   if (spec.type === 'float32' && !(mask instanceof Float32Array)) return Float32Array.from(mask as ArrayLike<number | bigint>, Number);
@@ -48,10 +48,10 @@ export interface RunOnnxT5Options extends OnnxSessionOptions {
 }
 
 /**
- * Runs an exported T5 on one batch. `model` is ONNX bytes (a session is created with `opts` and
- * disposed afterwards) or an open session (left open).
+ * Runs an exported T5 on one batch. `model` is ONNX bytes (an inline session is created with
+ * `opts` and disposed afterwards) or an open session, inline or in a worker (left open).
  */
-export async function runOnnxT5(model: Uint8Array | OnnxSession, inputs: T5OnnxInputs, opts: RunOnnxT5Options = {}): Promise<T5OnnxOutputs> {
+export async function runOnnxT5(model: Uint8Array | OnnxRunner, inputs: T5OnnxInputs, opts: RunOnnxT5Options = {}): Promise<T5OnnxOutputs> {
   const { batch: B, encLen: S, decLen: T } = inputs;
   for (const [k, v] of [['batch', B], ['encLen', S], ['decLen', T]] as const) {
     if (!(Number.isInteger(v) && v >= 1)) throw new RangeError(`runOnnxT5: ${k} must be a positive integer, got ${v}`);
@@ -64,7 +64,7 @@ export async function runOnnxT5(model: Uint8Array | OnnxSession, inputs: T5OnnxI
     const m = Number(mask[i]);
     if (m !== 0 && m !== 1) throw new RangeError(`attention_mask[${i}] = ${m}: the mask holds 1 (token) or 0 (padding)`);
   }
-  const session = model instanceof OnnxSession ? model : await OnnxSession.create(model, opts);
+  const session: OnnxRunner = model instanceof Uint8Array ? await OnnxSession.create(model, opts) : model;
   try {
     const res = await session.run({
       [T5_ONNX_IO.inputIds]: { data: inputs.inputIds, dims: [B, S] },
@@ -76,6 +76,6 @@ export async function runOnnxT5(model: Uint8Array | OnnxSession, inputs: T5OnnxI
     if (res[T5_ONNX_IO.z]) out.z = res[T5_ONNX_IO.z].data as Float32Array;
     return out;
   } finally {
-    if (!(model instanceof OnnxSession)) await session.dispose();
+    if (model instanceof Uint8Array) await session.dispose();
   }
 }
