@@ -126,8 +126,9 @@ export function registerTokenize(program: Command): void {
     .action(async (vectors: string, raw: Record<string, unknown>) => {
       const o: TokenizeCliOptions = { out: raw.out as string, tensor: raw.tensor as string[] | undefined, json: !!raw.json, progress: raw.progress !== false };
       for (const opt of tokenizerCliOptions) {
-        const key = opt.flags.split(' ')[0].slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-        const v = raw[key === 'k' ? 'K' : key === 'l' ? 'L' : key];
+        // commander's attribute: '--tok-lr' -> tokLr, '--no-standardize' -> standardize (false when given)
+        const key = opt.flags.split(' ')[0].slice(2).replace(/^no-/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+        const v = raw[key];
         if (v !== undefined) (o as unknown as Record<string, unknown>)[opt.key] = v;
       }
       if (raw.epochs !== undefined) o.epochs = raw.epochs as number;

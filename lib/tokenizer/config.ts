@@ -30,6 +30,8 @@ export interface TokenizerConfig {
   kmeansIters: number;
   /** Re-seed a codeword left unused for this many epochs (0: never). */
   reseedAfter: number;
+  /** Standardise each input dimension (mean 0, std 1 over the training ids) before the encoders. */
+  standardize: boolean;
   /** Append an extra code so that ids sharing all K codes get distinct tuples. */
   disambiguate: boolean;
 }
@@ -54,6 +56,7 @@ export const DEFAULT_TOKENIZER_CONFIG: TokenizerConfig = {
   kmeansSamples: 10000,
   kmeansIters: 10,
   reseedAfter: 2,
+  standardize: true,
   disambiguate: false,
 };
 
@@ -90,6 +93,7 @@ export function resolveTokenizerConfig(input: TokenizerConfigInput = {}): Tokeni
   intIn('kmeansIters', c.kmeansIters, 0, 1000);
   intIn('reseedAfter', c.reseedAfter, 0);
   if (typeof c.kmeansInit !== 'boolean') throw new TypeError('tokenizer: kmeansInit must be a boolean');
+  if (typeof c.standardize !== 'boolean') throw new TypeError('tokenizer: standardize must be a boolean');
   if (typeof c.disambiguate !== 'boolean') throw new TypeError('tokenizer: disambiguate must be a boolean');
   return c;
 }

@@ -25,6 +25,10 @@ export class Tokenizer {
   /** @internal */
   readonly native: NativeMqTokenizer;
   private readonly layoutCache: NativeLayout;
+  /** Input standardisation x' = (x - mean) / std per dimension, fitted on the training vectors (identity until set). */
+  private mean: Float32Array;
+  private std: Float32Array;
+  private identity = true;
 
   /** A fresh (untrained) tokenizer for vectors of `dim`. */
   constructor(config: TokenizerConfig, dim: number) {
@@ -47,6 +51,39 @@ export class Tokenizer {
       seed: config.seed,
     });
     this.layoutCache = this.native.layout();
+    this.mean = new Float32Array(dim);
+    this.std = new Float32Array(dim).fill(1);
+  }
+
+  /** Sets the per-dimension standardisation (mean (dim), std (dim), std > 0). */
+  setStandardization(mean: Float32Array, std: Float32Array): void {
+    if (mean.length !== this.dim || std.length !== this.dim) throw new RangeError(`standardisation: mean and std need ${this.dim} values`);
+    for (let j = 0; j < this.dim; j++) {
+      if (!Number.isFinite(mean[j]) || !(std[j] > 0) || !Number.isFinite(std[j])) throw new RangeError(`standardisation: bad mean/std at dimension ${j} (${mean[j]}, ${std[j]})`);
+    }
+    this.mean = Float32Array.from(mean);
+    this.std = Float32Array.from(std);
+    this.identity = this.mean.every((m) => m === 0) && this.std.every((v) => v === 1);
+  }
+
+  /** Fits the standardisation to rows `ids` of `vectors` (all rows when ids is absent). */
+  fitStandardization(vectors: Float32Array, ids?: ArrayLike<number>): void {
+    const d = this.dim;
+    const n = ids ? ids.length : vectors.length / d;
+    const row = (i: number) => (ids ? ids[i] : i) * d;
+    const mean = new Float64Array(d), sq = new Float64Array(d);
+    for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mean[j] += vectors[row(i) + j] / n;
+    for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) sq[j] += (vectors[row(i) + j] - mean[j]) ** 2 / n;
+    // A constant dimension keeps scale 1 (nothing to standardise, and no division by zero).
+    this.setStandardization(Float32Array.from(mean), Float32Array.from(sq, (v) => (v > 1e-20 ? Math.sqrt(v) : 1)));
+  }
+
+  /** The standardised copy of `vectors` that the native model sees (the input itself when identity). */
+  standardize(vectors: Float32Array): Float32Array {
+    if (this.identity) return vectors;
+    const d = this.dim, out = new Float32Array(vectors.length);
+    for (let i = 0; i < vectors.length; i++) out[i] = (vectors[i] - this.mean[i % d]) / this.std[i % d];
+    return out;
   }
 
   get K(): number {
@@ -63,7 +100,7 @@ export class Tokenizer {
     const out = new Int32Array(n * this.K);
     for (let r0 = 0; r0 < n; r0 += ENCODE_CHUNK) {
       const r1 = Math.min(n, r0 + ENCODE_CHUNK);
-      const { codes } = await this.native.encode(vectors.subarray(r0 * this.dim, r1 * this.dim), backend);
+      const { codes } = await this.native.encode(this.standardize(vectors.subarray(r0 * this.dim, r1 * this.dim)), backend);
       out.set(codes, r0 * this.K);
     }
     return out;
@@ -76,7 +113,9 @@ export class Tokenizer {
     const codes = new Int32Array(n * this.K);
     for (let r0 = 0; r0 < n; r0 += ENCODE_CHUNK) {
       const r1 = Math.min(n, r0 + ENCODE_CHUNK);
-      const r = await this.native.reconstruct(vectors.subarray(r0 * this.dim, r1 * this.dim));
+      const r = await this.native.reconstruct(this.standardize(vectors.subarray(r0 * this.dim, r1 * this.dim)));
+      // back to the input's scale
+      if (!this.identity) for (let i = 0; i < r.recon.length; i++) r.recon[i] = r.recon[i] * this.std[i % this.dim] + this.mean[i % this.dim];
       recon.set(r.recon, r0 * this.dim);
       codes.set(r.codes, r0 * this.K);
     }
@@ -90,7 +129,7 @@ export class Tokenizer {
     const out = new Float32Array(n * w);
     for (let r0 = 0; r0 < n; r0 += ENCODE_CHUNK) {
       const r1 = Math.min(n, r0 + ENCODE_CHUNK);
-      out.set(await this.native.encoderOutputs(vectors.subarray(r0 * this.dim, r1 * this.dim)), r0 * w);
+      out.set(await this.native.encoderOutputs(this.standardize(vectors.subarray(r0 * this.dim, r1 * this.dim))), r0 * w);
     }
     return out;
   }
@@ -102,7 +141,10 @@ export class Tokenizer {
     return p.slice(o, o + this.K * this.config.L * this.config.dc);
   }
 
-  /** Weights under PyTorch-style names: encoders.{k}.{l}.weight (out, in) / .bias, codebooks (K, L, dc), decoder.{l}.*. */
+  /**
+   * Weights under PyTorch-style names: encoders.{k}.{l}.weight (out, in) / .bias, codebooks (K, L, dc),
+   * decoder.{l}.*, and input.mean / input.std (dim): the standardisation applied before the encoders.
+   */
   tensors(): TensorMap {
     const p = this.native.getParams();
     const lay = this.layoutCache;
@@ -120,6 +162,8 @@ export class Tokenizer {
     for (let k = 0; k < this.K; k++) mlp(`encoders.${k}`, lay.encoderOffsets[k], lay.encoderDims);
     t.codebooks = f32([this.K, this.config.L, this.config.dc], p.slice(lay.codebookOffset, lay.codebookOffset + this.K * this.config.L * this.config.dc));
     mlp('decoder', lay.decoderOffset, lay.decoderDims);
+    t['input.mean'] = f32([this.dim], this.mean.slice());
+    t['input.std'] = f32([this.dim], this.std.slice());
     return t;
   }
 
@@ -155,6 +199,9 @@ export class Tokenizer {
     put('codebooks', [config.K, config.L, config.dc], lay.codebookOffset);
     mlp('decoder', lay.decoderOffset, lay.decoderDims);
     tok.native.setParams(p);
+    const dim = tok.dim;
+    const mean = expectTensor(tensors, 'input.mean', [dim], path), std = expectTensor(tensors, 'input.std', [dim], path);
+    tok.setStandardization(mean.data as Float32Array, std.data as Float32Array);
     return tok;
   }
 

@@ -54,6 +54,7 @@ export const tokenizerCliOptions: ReadonlyArray<{ flags: string; description: st
   { flags: '--tok-seed <n>', description: 'tokenizer: seed (default 1)', key: 'seed', kind: 'int' },
   { flags: '--holdout <fraction>', description: 'tokenizer: fraction of ids held out for the reconstruction check (default 0.05)', key: 'holdout', kind: 'num' },
   { flags: '--reseed-after <n>', description: 'tokenizer: re-seed codewords unused for n epochs (default 2; 0 = never)', key: 'reseedAfter', kind: 'int' },
+  { flags: '--no-standardize', description: 'tokenizer: feed the vectors as they are (default: standardise each dimension)', key: 'standardize', kind: 'bool' },
   { flags: '--disambiguate', description: 'tokenizer: add an extra code to ids that share all K codes', key: 'disambiguate', kind: 'bool' },
 ];
 

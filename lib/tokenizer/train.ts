@@ -135,13 +135,16 @@ export async function trainTokenizer(vectors: Float32Array, dim: number, input: 
   const tok = new Tokenizer(config, dim);
   try {
     const { K, L, dc } = config;
+    if (config.standardize) tok.fitStandardization(vectors, trainIds);
+    // What the native model trains on: the standardised copy (or the caller's array, read only).
+    const xs = tok.standardize(vectors);
     if (config.kmeansInit) {
       throwIfAborted(signal);
       const sample = trainIds.slice();
       shuffle(sample, rand);
       const S = Math.min(config.kmeansSamples, sample.length);
       onProgress?.({ phase: 'init', message: `k-means initialisation of ${K} codebooks on ${S} encoder outputs` });
-      const a = await tok.encoderOutputs(gatherRows(vectors, dim, sample.subarray(0, S)));
+      const a = await tok.native.encoderOutputs(gatherRows(xs, dim, sample.subarray(0, S)));
       const rows = Int32Array.from({ length: L }, (_, l) => l);
       const slice = new Float32Array(S * dc);
       for (let k = 0; k < K; k++) {
@@ -169,7 +172,7 @@ export async function trainTokenizer(vectors: Float32Array, dim: number, input: 
         throwIfAborted(signal);
         const ids = perm.subarray(bi * B, Math.min(perm.length, (bi + 1) * B));
         const m = ids.length;
-        gatherRows(vectors, dim, ids, xbuf);
+        gatherRows(xs, dim, ids, xbuf);
         idbuf.set(ids);
         const r = await tok.native.trainStep(xbuf.subarray(0, m * dim), idbuf.subarray(0, m), epoch);
         for (let i = 0; i < r.codes.length; i++) used[i % K][r.codes[i]] = 1;
@@ -196,9 +199,9 @@ export async function trainTokenizer(vectors: Float32Array, dim: number, input: 
           const cand = trainIds.slice();
           shuffle(cand, rand);
           const C = Math.min(cand.length, Math.max(256, 4 * maxDead));
-          const x = gatherRows(vectors, dim, cand.subarray(0, C));
+          const x = gatherRows(xs, dim, cand.subarray(0, C));
           const { dist } = await tok.native.encode(x, 'cpu');
-          const a = await tok.encoderOutputs(x);
+          const a = await tok.native.encoderOutputs(x);
           for (let k = 0; k < K; k++) {
             if (!dead[k].length) continue;
             const byDist = Array.from({ length: C }, (_, i) => i).sort((i, j) => dist[j * K + k] - dist[i * K + k] || i - j);
