@@ -14,8 +14,10 @@ export interface TokenizerEpochRecord {
   recon: number;
   codebook: number;
   commitment: number;
-  /** Fraction of each codebook's codewords chosen at least once during the epoch. */
+  /** Fraction of each codebook's codewords chosen at least once during the epoch (masked inputs). */
   utilisation: number[];
+  /** The same for the clean (unmasked) codes of the training ids after the epoch (when re-seeding is on). */
+  cleanUtilisation?: number[];
   /** Codewords re-seeded after the epoch. */
   reseeded: number;
   seconds: number;
@@ -161,6 +163,7 @@ export async function trainTokenizer(vectors: Float32Array, dim: number, input: 
     const idbuf = new Int32Array(B);
     const batches = Math.ceil(trainIds.length / B);
     let reseededTotal = 0;
+    let xtrain: Float32Array | undefined; // (trainIds.length, dim) standardised training rows, reused
     const t0 = performance.now();
     for (let epoch = 0; epoch < config.epochs; epoch++) {
       const te = performance.now();
@@ -183,31 +186,41 @@ export async function trainTokenizer(vectors: Float32Array, dim: number, input: 
         seen += m;
         onProgress?.({ phase: 'batch', epoch: epoch + 1, epochs: config.epochs, batch: bi + 1, batches, loss: r.loss });
       }
-      for (let k = 0; k < K; k++) for (let l = 0; l < L; l++) if (used[k][l]) lastUsed[k][l] = epoch;
-      // Re-seed codewords unused for reseedAfter epochs (not after the last epoch: the final codes
-      // should come from codewords that were trained). Each takes the encoder output of a training
-      // id that its codebook currently serves worst (largest distance to its codeword).
+      // Codeword usage as inference sees it: clean (unmasked) codes of every training id. A codeword
+      // used only under masking would otherwise never be re-seeded yet stay empty in the final codes.
       let reseeded = 0;
-      if (config.reseedAfter > 0 && epoch + 1 < config.epochs) {
-        const dead = lastUsed.map((lu) => {
-          const d: number[] = [];
-          for (let l = 0; l < L; l++) if (epoch - lu[l] >= config.reseedAfter) d.push(l);
-          return d;
-        });
-        const maxDead = Math.max(...dead.map((d) => d.length));
-        if (maxDead > 0) {
-          const cand = trainIds.slice();
-          shuffle(cand, rand);
-          const C = Math.min(cand.length, Math.max(256, 4 * maxDead));
-          const x = gatherRows(xs, dim, cand.subarray(0, C));
-          const { dist } = await tok.native.encode(x, 'cpu');
-          const a = await tok.native.encoderOutputs(x);
+      let cleanUtilisation: number[] | undefined;
+      if (config.reseedAfter > 0) {
+        const xt = gatherRows(xs, dim, trainIds, xtrain);
+        xtrain = xt;
+        const codes = new Int32Array(trainIds.length * K);
+        const dist = new Float32Array(trainIds.length * K);
+        for (let r0 = 0; r0 < trainIds.length; r0 += 4096) {
+          const r1 = Math.min(trainIds.length, r0 + 4096);
+          const e = await tok.native.encode(xt.subarray(r0 * dim, r1 * dim), 'cpu');
+          codes.set(e.codes, r0 * K);
+          dist.set(e.dist, r0 * K);
+        }
+        const cleanUsed = Array.from({ length: K }, () => new Uint8Array(L));
+        for (let i = 0; i < codes.length; i++) cleanUsed[i % K][codes[i]] = 1;
+        cleanUtilisation = cleanUsed.map((u) => u.reduce((s2, v) => s2 + v, 0) / L);
+        for (let k = 0; k < K; k++) for (let l = 0; l < L; l++) if (cleanUsed[k][l]) lastUsed[k][l] = epoch;
+        // Re-seed codewords unused for reseedAfter epochs (not after the last epoch: the final codes
+        // should come from trained codewords). They take the encoder outputs of the training ids
+        // that their codebook serves worst (largest distance to their codeword), which also splits
+        // the crowded cells where ids collide.
+        if (epoch + 1 < config.epochs) {
           for (let k = 0; k < K; k++) {
-            if (!dead[k].length) continue;
-            const byDist = Array.from({ length: C }, (_, i) => i).sort((i, j) => dist[j * K + k] - dist[i * K + k] || i - j);
-            const take = dead[k].slice(0, C);
+            const dead: number[] = [];
+            for (let l = 0; l < L; l++) if (epoch - lastUsed[k][l] >= config.reseedAfter) dead.push(l);
+            if (!dead.length) continue;
+            const take = dead.slice(0, trainIds.length);
+            const worst = Array.from({ length: trainIds.length }, (_, i) => i)
+              .sort((i, j) => dist[j * K + k] - dist[i * K + k] || i - j)
+              .slice(0, take.length);
+            const a = await tok.native.encoderOutputs(gatherRows(xt, dim, worst));
             const values = new Float32Array(take.length * dc);
-            take.forEach((_, t) => values.set(a.subarray((byDist[t] * K + k) * dc, (byDist[t] * K + k + 1) * dc), t * dc));
+            for (let t = 0; t < take.length; t++) values.set(a.subarray((t * K + k) * dc, (t * K + k + 1) * dc), t * dc);
             tok.native.setCodewords(k, Int32Array.from(take), values);
             for (const l of take) lastUsed[k][l] = epoch;
             reseeded += take.length;
@@ -222,6 +235,7 @@ export async function trainTokenizer(vectors: Float32Array, dim: number, input: 
         codebook: cb / seen,
         commitment: com / seen,
         utilisation: used.map((u) => u.reduce((s, v) => s + v, 0) / L),
+        ...(cleanUtilisation ? { cleanUtilisation } : {}),
         reseeded,
         seconds: (performance.now() - te) / 1000,
       };
