@@ -157,7 +157,7 @@ async function trainCfStage(data: string, o: TrainCliOptions): Promise<void> {
   }
   console.log(`${dataset.name}: ${config.model === 'mf' ? 'MF' : `LightGCN (${config.layers} layers)`}, d = ${config.dim}, ` +
     `${result.epochsRun} epochs (best ${result.bestEpoch}${result.stoppedEarly ? ', stopped early' : ''}${result.resumedFromEpoch ? `, resumed at ${result.resumedFromEpoch}` : ''}), ` +
-    `${result.secondsPerEpoch.toFixed(2)} s/epoch`);
+    `${result.secondsPerEpoch.toPrecision(3)} s/epoch`);
   console.log(`test (${test.seen.users} users):`);
   console.log(formatMetrics(test.seen));
   if (test.unseen) {
