@@ -68,6 +68,8 @@ for (const p of presets) {
   await model.forward(batch);
   await model.backward(grad);
   let fwdMs = 0, bwdMs = 0, stepMs = 0;
+  const cpu0 = process.cpuUsage();
+  let fwdBwdWall = 0;
   for (let s = 0; s < steps; s++) {
     const t0 = performance.now();
     await model.forward(batch);
@@ -79,7 +81,13 @@ for (const p of presets) {
     fwdMs += t1 - t0;
     bwdMs += t2 - t1;
     stepMs += t3 - t2;
+    fwdBwdWall += t3 - t0;
   }
+  // CPU time of the whole process (all threads) per step: on a shared machine the wall time
+  // includes waiting for a core; cpuMs / threads is what the step would take with the cores to itself.
+  const cpu = process.cpuUsage(cpu0);
+  const cpuMsPerStep = (cpu.user + cpu.system) / 1000 / steps;
+  const busyFraction = (cpuMsPerStep * steps) / fwdBwdWall / threads;
   fwdMs /= steps;
   bwdMs /= steps;
   stepMs /= steps;
@@ -89,12 +97,14 @@ for (const p of presets) {
   const row = {
     preset: p.preset, params: model.numParameters(), vocab: p.vocab, B: p.B, S: p.S, T: p.T, fwdMs, bwdMs, stepMs,
     tokensPerS: tokens / ((fwdMs + bwdMs) / 1000), tokensPerSWithStep: tokens / ((fwdMs + bwdMs + stepMs) / 1000),
-    gflops, ofPeak: gflops / peakGflops,
+    gflops, ofPeak: gflops / peakGflops, cpuMsPerStep, busyFraction,
+    tokensPerSIfCoresFree: tokens / ((cpuMsPerStep / threads) / 1000),
   };
   rows.push(row);
   console.log(
     `${p.preset} (${(row.params / 1e6).toFixed(2)}M params) B=${p.B} S=${p.S} T=${p.T}: forward ${fwdMs.toFixed(0)} ms, backward ${bwdMs.toFixed(0)} ms, AdamW ${stepMs.toFixed(0)} ms; ` +
-      `${Math.round(row.tokensPerS)} tokens/s fwd+bwd (${Math.round(row.tokensPerSWithStep)} with the step); ${gflops.toFixed(1)} GFLOP/s = ${(100 * row.ofPeak).toFixed(0)}% of peak`,
+      `${Math.round(row.tokensPerS)} tokens/s fwd+bwd (${Math.round(row.tokensPerSWithStep)} with the step); ${gflops.toFixed(1)} GFLOP/s = ${(100 * row.ofPeak).toFixed(0)}% of peak; ` +
+      `CPU ${cpuMsPerStep.toFixed(0)} ms/step (cores busy ${(100 * busyFraction).toFixed(0)}% of the wall time => ${Math.round(row.tokensPerSIfCoresFree)} tokens/s with the cores to itself, step included)`,
   );
   model.dispose();
 }
