@@ -17,6 +17,7 @@ import { t5Config, t5TensorShapes, type T5Config, type T5PresetName } from '../l
 import { exportT5Onnx } from '../lib/t5/onnx-export.js';
 import { OnnxSession } from '../lib/onnx/session.js';
 import { runOnnxT5, type T5OnnxInputs } from '../lib/onnx/t5-runner.js';
+import { describeMachine, machineInfo } from './machine.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -99,17 +100,10 @@ async function time(session: OnnxSession, inp: T5OnnxInputs): Promise<{ runs: nu
 }
 
 async function main(): Promise<void> {
-  const cpus = os.cpus();
-  const machine = {
-    cpu: cpus[0]?.model ?? 'unknown',
-    logicalCores: cpus.length,
-    memoryGiB: +(os.totalmem() / 2 ** 30).toFixed(1),
-    loadAvg1m: +os.loadavg()[0].toFixed(2),
-    node: process.version,
-    onnxruntime: OnnxSession.runtimeInfo().version,
-    platform: `${os.platform()} ${os.arch()}`,
-  };
-  console.log(`machine: ${machine.cpu}, ${machine.logicalCores} logical cores, ${machine.memoryGiB} GiB, load ${machine.loadAvg1m}; node ${machine.node}; onnxruntime-node ${machine.onnxruntime}`);
+  const info = machineInfo();
+  const machine = { ...info, loadAvg1m: +os.loadavg()[0].toFixed(2), onnxruntime: OnnxSession.runtimeInfo().version, platform: `${os.platform()} ${os.arch()}` };
+  console.log(`machine: ${describeMachine(info)}`);
+  console.log(`load average (1 min): ${machine.loadAvg1m}; onnxruntime-node ${machine.onnxruntime}`);
   console.log(`provider: cpu; intra-op threads: ${THREADS} (baseline: 1), spinning ${SPIN ? 'on' : 'off'}; vocab ${VOCAB}, encoder length ${ENC}, decoder length ${DEC}, ~${SECONDS}s per measurement`);
   const rows: Record<string, unknown>[] = [];
   for (const preset of PRESETS) {
