@@ -3,7 +3,8 @@
 // faiss-node is an optional dependency whose own install script is denied (it downloads from
 // GitHub); scripts/build-faiss.sh builds its addon against Debian's faiss (libfaiss-dev). When
 // the package or its addon is missing, faissAvailable() says why and FaissIndex throws
-// "faiss backend is off: <reason>". Nothing else in tokenrec depends on it.
+// "faiss backend is off: <reason>". TOKENREC_FAISS=off turns it off even when installed.
+// Nothing else in tokenrec depends on it.
 //
 // Notes on faiss-node 0.5.1: it takes vectors as plain number[] (we convert, in chunks), its
 // search runs synchronously on the calling thread (the event loop waits for it), and faiss's
@@ -40,6 +41,10 @@ let loaded: { mod?: FaissModule; reason?: string } | undefined;
 
 function load(): { mod?: FaissModule; reason?: string } {
   if (loaded) return loaded;
+  if (process.env.TOKENREC_FAISS === 'off') {
+    loaded = { reason: 'disabled by TOKENREC_FAISS=off' };
+    return loaded;
+  }
   const require = createRequire(import.meta.url);
   let path: string;
   try {
