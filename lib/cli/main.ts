@@ -2,13 +2,21 @@
 // The `tokenrec` command line. Each command lives in its own file under lib/cli/ and is added
 // here; errors print one clear line (no stack trace) and exit with status 1.
 import { Command } from 'commander';
+import { registerBaseline } from './baseline.js';
+import { registerEval } from './eval.js';
 import { registerInfo } from './info.js';
+import { registerStats } from './stats.js';
+import { registerTrain } from './train.js';
 
 const program = new Command('tokenrec')
   .description('TokenRec: ID tokenization for LLM-based generative recommendation')
   .showHelpAfterError();
 
 registerInfo(program);
+registerStats(program);
+registerBaseline(program);
+registerTrain(program);
+registerEval(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   const err = e as Error;

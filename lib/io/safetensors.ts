@@ -105,7 +105,8 @@ export function decodeSafetensors(buf: Uint8Array, source = 'safetensors data'):
     if (!Array.isArray(shape) || !Array.isArray(data_offsets)) throw new Error(`${source}: tensor '${name}' has a malformed header entry`);
     const [a, b] = data_offsets;
     if (!(a >= 0 && b >= a && base + b <= buf.byteLength)) throw new Error(`${source}: tensor '${name}' points outside the file`);
-    const bytes = buf.slice(base + a, base + b); // a copy: aligned, and independent of the file buffer
+    // A copy (Uint8Array.prototype.slice; Buffer#slice would be a view): aligned, independent of the file buffer.
+    const bytes = new Uint8Array(buf.buffer, buf.byteOffset + base + a, b - a).slice();
     const n = numel(shape);
     let data: Float32Array | Int32Array;
     if (dtype === 'F32') data = new Float32Array(bytes.buffer, 0, bytes.byteLength / 4);

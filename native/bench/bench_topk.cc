@@ -3,8 +3,10 @@
 //
 //   build/bench_topk [N=100000,1000000] [D=64] [k=20] [batches=1,64,1024] [seconds=2]
 //   e.g. build/bench_topk 100000,1000000 64 20 1,64,1024 2
+//   build/bench_topk --bandwidth     memory read bandwidth with the kernels' threads (GB/s)
 // Prints one line per (backend, N, batch): queries/s, the time per batch, GFLOP/s (2*N*D per
 // query) and GB/s (N*D*4 bytes read per batch), then a CPU/CUDA agreement check.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +16,7 @@
 
 #include "../test/rand.h"
 #include "tokenrec/backend.h"
+#include "tokenrec/parallel.h"
 #include "tokenrec/topk.h"
 
 using namespace tokenrec;
@@ -27,7 +30,38 @@ static std::vector<int64_t> parse_list(const char* s) {
   return out;
 }
 
+// Reads a 512 MiB buffer with all kernel threads (8 independent AVX-friendly sums per chunk);
+// the best of 5 passes, in GB/s: the limit for batch-1 search, which reads every item once.
+static double read_bandwidth() {
+  const size_t n = size_t(128) << 20;  // floats
+  std::vector<float> buf(n, 1.f);
+  double best = 0;
+  volatile float sink = 0;
+  for (int pass = 0; pass < 5; ++pass) {
+    std::vector<float> partial(size_t(num_threads()) * 64, 0.f);
+    auto t0 = Clock::now();
+    parallel_for(0, int64_t(n / 4096), 64, [&](int64_t lo, int64_t hi) {
+      float acc[8] = {};
+      for (int64_t c = lo; c < hi; ++c) {
+        const float* p = buf.data() + c * 4096;
+        for (int i = 0; i < 4096; i += 8)
+          for (int l = 0; l < 8; ++l) acc[l] += p[i + l];
+      }
+      float s = 0;
+      for (float a : acc) s += a;
+      sink = sink + s;
+    });
+    double el = std::chrono::duration<double>(Clock::now() - t0).count();
+    best = std::max(best, double(n) * 4 / el / 1e9);
+  }
+  return best;
+}
+
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "--bandwidth") {
+    std::printf("read bandwidth: %.1f GB/s (%d threads)\n", read_bandwidth(), num_threads());
+    return 0;
+  }
   std::vector<int64_t> Ns = parse_list(argc > 1 ? argv[1] : "100000,1000000");
   const int64_t D = argc > 2 ? std::atoll(argv[2]) : 64;
   const int64_t k = argc > 3 ? std::atoll(argv[3]) : 20;

@@ -129,15 +129,23 @@ static void avx2_rows(const float* U, int64_t r, const PackedItems& items, int64
 void score_block(const float* U, int64_t R, const PackedItems& items, int64_t j0, int64_t j1,
                  float* S, int64_t ldS) {
   require(j0 % LANES == 0, "score_block: j0 must be a multiple of 16, got ", j0);
-  int64_t r = 0;
-  for (; r + 6 <= R; r += 6) avx2_rows<6, 1>(U, r, items, j0, j1, S, ldS);
-  switch (R - r) {
-    case 1: avx2_rows<1, 4>(U, r, items, j0, j1, S, ldS); break;
-    case 2: avx2_rows<2, 3>(U, r, items, j0, j1, S, ldS); break;
-    case 3: avx2_rows<3, 2>(U, r, items, j0, j1, S, ldS); break;
-    case 4: avx2_rows<4, 1>(U, r, items, j0, j1, S, ldS); break;
-    case 5: avx2_rows<5, 1>(U, r, items, j0, j1, S, ldS); break;
-    default: break;
+  const int64_t D = items.D;
+  // Items in chunks of JC (JC * D * 4 bytes: 128 KiB at D = 64) stay in L2 while every row
+  // tile of U passes over them; without this each row tile streams the whole item matrix.
+  const int64_t JC = std::max<int64_t>(LANES, (int64_t(32768) / std::max<int64_t>(D, 1)) / LANES * LANES);
+  for (int64_t c0 = j0; c0 < j1; c0 += JC) {
+    const int64_t c1 = std::min(j1, c0 + JC);
+    float* Sc = S + (c0 - j0);
+    int64_t r = 0;
+    for (; r + 6 <= R; r += 6) avx2_rows<6, 1>(U, r, items, c0, c1, Sc, ldS);
+    switch (R - r) {
+      case 1: avx2_rows<1, 4>(U, r, items, c0, c1, Sc, ldS); break;
+      case 2: avx2_rows<2, 3>(U, r, items, c0, c1, Sc, ldS); break;
+      case 3: avx2_rows<3, 2>(U, r, items, c0, c1, Sc, ldS); break;
+      case 4: avx2_rows<4, 1>(U, r, items, c0, c1, Sc, ldS); break;
+      case 5: avx2_rows<5, 1>(U, r, items, c0, c1, Sc, ldS); break;
+      default: break;
+    }
   }
 }
 
@@ -172,15 +180,21 @@ void score_block(const float* U, int64_t R, const PackedItems& items, int64_t j0
   require(j0 % LANES == 0, "score_block: j0 must be a multiple of 16, got ", j0);
   std::vector<float> zero(size_t(std::max<int64_t>(D, 1)), 0.f);
   float out[MR][LANES];
-  for (int64_t r = 0; r < R; r += MR) {
-    // Rows past R read a zero row; the same tile code serves full and partial tiles.
-    const float* u[MR];
-    for (int64_t k = 0; k < MR; ++k) u[k] = r + k < R ? U + (r + k) * D : zero.data();
-    for (int64_t j = j0; j < j1; j += LANES) {
-      tile(u[0], u[1], u[2], u[3], items.data.data() + (j / LANES) * D * LANES, D, out);
-      int64_t nl = std::min(LANES, j1 - j);
-      for (int64_t k = 0; k < MR && r + k < R; ++k)
-        std::memcpy(S + (r + k) * ldS + (j - j0), out[k], size_t(nl) * sizeof(float));
+  // Items in chunks of JC (JC * D * 4 bytes: 128 KiB at D = 64) stay in L2 while every row
+  // tile of U passes over them; without this each 4-row tile streams the whole item matrix.
+  const int64_t JC = std::max<int64_t>(LANES, (int64_t(32768) / std::max<int64_t>(D, 1)) / LANES * LANES);
+  for (int64_t c0 = j0; c0 < j1; c0 += JC) {
+    const int64_t c1 = std::min(j1, c0 + JC);
+    for (int64_t r = 0; r < R; r += MR) {
+      // Rows past R read a zero row; the same tile code serves full and partial tiles.
+      const float* u[MR];
+      for (int64_t k = 0; k < MR; ++k) u[k] = r + k < R ? U + (r + k) * D : zero.data();
+      for (int64_t j = c0; j < c1; j += LANES) {
+        tile(u[0], u[1], u[2], u[3], items.data.data() + (j / LANES) * D * LANES, D, out);
+        int64_t nl = std::min(LANES, c1 - j);
+        for (int64_t k = 0; k < MR && r + k < R; ++k)
+          std::memcpy(S + (r + k) * ldS + (j - j0), out[k], size_t(nl) * sizeof(float));
+      }
     }
   }
 }
