@@ -3,8 +3,10 @@
 // here; errors print one clear line (no stack trace) and exit with status 1.
 import { Command } from 'commander';
 import { registerBaseline } from './baseline.js';
+import { registerEval } from './eval.js';
 import { registerInfo } from './info.js';
 import { registerStats } from './stats.js';
+import { registerTrain } from './train.js';
 
 const program = new Command('tokenrec')
   .description('TokenRec: ID tokenization for LLM-based generative recommendation')
@@ -13,6 +15,8 @@ const program = new Command('tokenrec')
 registerInfo(program);
 registerStats(program);
 registerBaseline(program);
+registerTrain(program);
+registerEval(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   const err = e as Error;

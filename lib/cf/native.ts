@@ -1,0 +1,75 @@
+// Typed access to the native CF trainer (native/binding/cf_binding.cc).
+import { nativeFunction } from '../native/addon.js';
+
+export interface CfBatchStats {
+  batches: number;
+  samples: number;
+  /** Sums over the batches of each batch's mean BPR loss / mean L2 term (before the weight). */
+  bprSum: number;
+  regSum: number;
+}
+
+export interface CfState {
+  /** (N * dim) ego embeddings, users first then items; Adam's moments of the same shape. */
+  ego: Float32Array;
+  adamM: Float32Array;
+  adamV: Float32Array;
+  /** Adam step count (for bias correction). */
+  step: number;
+}
+
+/** Native trainer: owns the graph, embeddings and Adam state. One call at a time; dispose() frees it. */
+export interface NativeCfTrainer {
+  beginEpoch(epoch: number): Promise<number>;
+  trainBatches(n: number): Promise<CfBatchStats>;
+  /** (N * dim) final vectors F = propagate(E), users first then items. */
+  finalVectors(): Promise<Float32Array>;
+  getState(): CfState;
+  setState(s: CfState): void;
+  dispose(): void;
+  readonly numUsers: number;
+  readonly numItems: number;
+  readonly dim: number;
+  readonly layers: number;
+  readonly interactions: number;
+  readonly disposed: boolean;
+}
+
+export interface TrainCsrArgs {
+  numUsers: number;
+  numItems: number;
+  /** (numUsers + 1) offsets and the items of each user (users outside training have empty rows). */
+  trainPtr: Int32Array;
+  trainIdx: Int32Array;
+}
+
+export type CreateCfTrainerFn = (
+  o: TrainCsrArgs & {
+    dim: number;
+    layers: number;
+    batchSize: number;
+    lambda: number;
+    lr: number;
+    initStd: number;
+    seed: number;
+    backend: 'cpu' | 'cuda';
+  },
+) => Promise<NativeCfTrainer>;
+
+export type CfFoldInFn = (
+  o: TrainCsrArgs & {
+    ego: Float32Array;
+    dim: number;
+    layers: number;
+    historyPtr: Int32Array;
+    historyIdx: Int32Array;
+    steps: number;
+    negatives: number;
+    lr: number;
+    lambda: number;
+    seed: number;
+  },
+) => Promise<{ final: Float32Array; ego: Float32Array }>;
+
+export const createCfTrainer = async (o: Parameters<CreateCfTrainerFn>[0]) => nativeFunction<CreateCfTrainerFn>('createCfTrainer')(o);
+export const cfFoldInNative = async (o: Parameters<CfFoldInFn>[0]) => nativeFunction<CfFoldInFn>('cfFoldIn')(o);
