@@ -157,7 +157,7 @@ async function trainCfStage(data: string, o: TrainCliOptions): Promise<void> {
   }
   console.log(`${dataset.name}: ${config.model === 'mf' ? 'MF' : `LightGCN (${config.layers} layers)`}, d = ${config.dim}, ` +
     `${result.epochsRun} epochs (best ${result.bestEpoch}${result.stoppedEarly ? ', stopped early' : ''}${result.resumedFromEpoch ? `, resumed at ${result.resumedFromEpoch}` : ''}), ` +
-    `${result.secondsPerEpoch.toFixed(2)} s/epoch`);
+    `${result.secondsPerEpoch.toPrecision(3)} s/epoch`);
   console.log(`test (${test.seen.users} users):`);
   console.log(formatMetrics(test.seen));
   if (test.unseen) {
@@ -182,7 +182,7 @@ export function registerTrain(program: Command): void {
       .option('--layers <n>', 'cf: LightGCN layers (default 3)', int('--layers'))
       .option('--epochs <n>', 'cf: maximum epochs (default 300)', int('--epochs'))
       .option('--batch-size <n>', 'cf: BPR triples per step (default: automatic, ~64 steps per epoch, 2048..16384)', int('--batch-size'))
-      .option('--lr <x>', 'cf: Adam learning rate (default: 1e-3 * sqrt(batch / 2048))', num('--lr'))
+      .option('--lr <x>', 'cf: Adam learning rate (default: 1e-3 * (batch / 2048)^0.75)', num('--lr'))
       .option('--l2 <x>', 'cf: L2 weight on the batch embeddings (default 1e-4)', num('--l2'))
       .option('--eval-every <n>', 'cf: epochs between validation checks (default 5)', int('--eval-every'))
       .option('--patience <n>', 'cf: validation checks without improvement before stopping (default 5)', int('--patience'))
