@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { readSafetensors } from '../lib/io/safetensors.js';
 import { loadT5Checkpoint } from '../lib/t5/checkpoint.js';
-import { exportT5Onnx, t5BucketTable } from '../lib/t5/onnx-export.js';
+import { exportT5Onnx, mlpHead, t5BucketTable } from '../lib/t5/onnx-export.js';
+import { Mlp } from '../lib/nn/mlp.js';
 import { T5Model, relativePositionBuckets } from '../lib/t5/model.js';
 import { t5Config, type T5Config } from '../lib/t5/config.js';
 import { runOnnxT5 } from '../lib/onnx/t5-runner.js';
@@ -70,6 +71,29 @@ describe('native T5 forward vs ONNX Runtime', () => {
       for (const v of n) scale = Math.max(scale, Math.abs(v));
       expect(scale).toBeGreaterThan(0.1);
       expect(maxAbsDiff(n, o.decoderHidden)).toBeLessThan(1e-4 * Math.max(1, scale));
+    } finally {
+      native.dispose();
+    }
+  });
+
+  it('with the LLM4Rec projection (lib/nn/mlp.ts) as head: z == Mlp.forward(native decoder states)', async () => {
+    const config = t5Config('t5-tiny', 60, { numEncoderLayers: 2, numDecoderLayers: 2, dropoutRate: 0 });
+    const native = T5Model.create(config, 11);
+    try {
+      const T = 4;
+      const proj = new Mlp([T * config.dModel, 48, 24, 8], 3);
+      const onnx = exportT5Onnx(config, native.getTensors(), { head: mlpHead(proj.sizes, proj.weights, proj.biases) });
+      const rand = rng(21);
+      const B = 3, S = 11;
+      const inputIds = Int32Array.from({ length: B * S }, () => 1 + Math.floor(rand() * 59));
+      const attentionMask = Int32Array.from({ length: B * S }, (_, i) => (i % S < S - (i / S | 0) * 3 ? 1 : 0));
+      const decoderInputIds = Int32Array.from({ length: B * T }, (_, i) => 50 + (i % T)); // fixed query tokens
+      const h = await native.forward({ inputIds, attentionMask, decoderInputIds, batchSize: B });
+      const z = proj.forward(h, B);
+      const o = await runOnnxT5(onnx, { inputIds, attentionMask, decoderInputIds, batch: B, encLen: S, decLen: T });
+      expect(o.z!.length).toBe(B * 8);
+      expect(maxAbsDiff(o.z!, z)).toBeLessThan(1e-4);
+      expect(() => mlpHead([4, 2], [], [])).toThrow(/2 sizes need 1 weights/);
     } finally {
       native.dispose();
     }
