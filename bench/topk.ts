@@ -11,7 +11,7 @@
 //
 // faiss runs OpenMP threads: OMP_NUM_THREADS defaults to the native kernels' thread count and
 // OPENBLAS_NUM_THREADS to 1 (set before any addon loads, as faiss-node reads them at load time).
-import { cpus, loadavg, totalmem } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { readFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -21,6 +21,7 @@ process.env.OMP_NUM_THREADS ??= threadsWanted;
 process.env.OPENBLAS_NUM_THREADS ??= '1';
 
 const { backendInfo, packageRoot } = await import('../lib/native/addon.js');
+const { machineInfo, describeMachine } = await import('./machine.js');
 const { ItemIndex } = await import('../lib/retrieval/topk.js');
 const { FaissIndex, faissAvailable } = await import('../lib/retrieval/faiss.js');
 
@@ -118,11 +119,12 @@ let bandwidth: number | undefined;
 const benchExe = join(packageRoot(), 'build', 'bench_topk');
 if (existsSync(benchExe)) {
   const out = execFileSync(benchExe, ['--bandwidth'], { encoding: 'utf8' });
-  bandwidth = Number(/([\d.]+) GB\/s/.exec(out)?.[1]);
+  const m = /read bandwidth: ([\d.]+) GB\/s/.exec(out);
+  bandwidth = m ? Number(m[1]) : undefined;
 }
 const faiss = faissAvailable();
 
-console.log(`machine: ${cpu.model}, ${cores} cores @ ${cpu.mhz.toFixed(0)} MHz, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+console.log(`machine: ${describeMachine()}; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} (other work on the machine slows every method)`);
 console.log(`backendInfo(): ${JSON.stringify(info)}`);
 console.log(`peak fp32 ~${peakGflops.toFixed(0)} GFLOP/s (${cores} cores x ${lanes} lanes x ${fma ? '2 FMA units x 2' : '2'} flops); measured read bandwidth ${bandwidth?.toFixed(1) ?? '?'} GB/s (build/bench_topk --bandwidth)`);
 console.log(`faiss: ${faiss.ok ? `on (OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS}, OPENBLAS_NUM_THREADS=${process.env.OPENBLAS_NUM_THREADS})` : `off: ${faiss.reason}`}`);
@@ -201,7 +203,7 @@ writeFileSync(
   JSON.stringify(
     {
       date: new Date().toISOString(),
-      machine: { cpu: cpu.model, cores, mhz: cpu.mhz, memoryGiB: totalmem() / 2 ** 30, loadavg: loadavg(), peakGflops, readBandwidthGBps: bandwidth },
+      machine: { ...machineInfo(), mhz: cpu.mhz, loadavg: loadavg(), peakGflops, readBandwidthGBps: bandwidth },
       backendInfo: info,
       faiss: { ...faiss, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS, OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS },
       params: { dim, k, minSeconds, naiveLimit, similarity: 'cosine' },

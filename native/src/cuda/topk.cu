@@ -3,7 +3,9 @@
 // Items live on the device in PackedItems layout (blocks of 16 items stored (D, 16)), uploaded
 // once and again only after add(). Queries are normalised on the host with the same function as
 // on the CPU, and every score is the chain acc = fmaf(u[d], x[d], acc), d ascending, from 0: the
-// CPU's chain (scoring_is_fma_chain()), so both devices produce bit-identical scores.
+// CPU's chain (scoring_is_fma_chain()), so both devices produce bit-identical scores (the one
+// exception: --use_fast_math flushes denormal intermediates to zero, which needs components
+// below ~1e-19 in magnitude).
 //
 // Kernel 1 (topk_partial_kernel): block (query group of QB queries, item split). Each thread
 // scores one item of a 256-item tile against the QB queries (held in shared memory); scores
@@ -251,13 +253,17 @@ void ItemIndex::search_cuda(const TopkQuery& q, int32_t* ids, float* scores) {
   const int M = next_pow2(KP + 2 * THREADS);
   // Widest query group whose shared memory fits.
   int QB = 8;
-  while (QB > 1 && partial_smem(QB, D, M) > size_t(max_shmem)) QB /= 2;
+  // (1 KiB is left for the kernel's static shared variables.)
+  const size_t limit = size_t(max_shmem) - 1024;
+  while (QB > 1 && partial_smem(QB, D, M) > limit) QB /= 2;
   const size_t shmem = partial_smem(QB, D, M);
-  if (shmem > size_t(max_shmem))
+  if (shmem > limit)
     fail(ErrorCode::InvalidArgument, "search: k = ", k, " with dim = ", D, " needs ", shmem,
          " bytes of shared memory per block; this device allows ", max_shmem, " (use the CPU backend)");
   const int64_t qblocks = (B + QB - 1) / QB;
-  int64_t splits = std::clamp<int64_t>((4 * sms + qblocks - 1) / qblocks, 1, std::max<int64_t>(1, N / 8192));
+  // Item splits: enough blocks to fill the device (grid.y is at most 65535).
+  int64_t splits = std::clamp<int64_t>((4 * sms + qblocks - 1) / qblocks, 1,
+                                       std::min<int64_t>(65535, std::max<int64_t>(1, N / 8192)));
   int64_t split_len = (N + splits - 1) / splits;
   splits = (N + split_len - 1) / split_len;
 
