@@ -92,6 +92,12 @@ inline void select_slice(const float* s, int64_t n, int32_t j0, Heap& heap, cons
     }
 }
 
+inline void prefetch_l2(const char* p, int64_t bytes) {
+#if defined(__GNUC__)
+  for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o, 0, 2);
+#endif
+}
+
 void require_finite(const float* x, int64_t rows, int64_t D, const char* name) {
   for (int64_t i = 0; i < rows * D; ++i)
     if (!std::isfinite(x[i]))
@@ -193,10 +199,17 @@ void ItemIndex::search_cpu(const TopkQuery& q, int32_t* ids, float* scores) cons
       heaps.reserve(size_t(b1 - b0));
       for (int64_t b = b0; b < b1; ++b)
         heaps.push_back(Heap{part.data() + (b * parts + p) * cap, 0, int32_t(cap)});
+      const int64_t ntiles = (b1 - b0 + RTILE - 1) / RTILE;
       for (int64_t c0 = i0; c0 < i1; c0 += chunk) {
         const int64_t c1 = std::min(i1, c0 + chunk);
-        for (int64_t r0 = b0; r0 < b1; r0 += RTILE) {
+        // The next chunk is fetched into L2 a slice per row tile, while this one is computed on:
+        // otherwise the first tile of every chunk waits for memory.
+        const char* next = reinterpret_cast<const char*>(items_.data.data() + c1 * D);
+        const int64_t next_bytes = std::max<int64_t>(0, std::min(i1, c1 + chunk) - c1) * D * 4;
+        const int64_t per_tile = (next_bytes / 64 + ntiles - 1) / ntiles * 64;
+        for (int64_t r0 = b0, t = 0; r0 < b1; r0 += RTILE, ++t) {
           const int64_t nr = std::min(RTILE, b1 - r0);
+          prefetch_l2(next + t * per_tile, std::min(per_tile, next_bytes - t * per_tile));
           for (int64_t s0 = c0; s0 < c1; s0 += SLICE) {
             const int64_t s1 = std::min(c1, s0 + SLICE);
             score_block(U + r0 * D, nr, items_, s0, s1, S.data(), SLICE);
