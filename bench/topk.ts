@@ -121,17 +121,19 @@ const lanes = /\bavx512f\b/.test(cpu.flags) ? 16 : /\bavx2\b/.test(cpu.flags) ? 
 // Peak fp32: cores x GHz x lanes x 2 FMA pipes x 2 flops (Zen 3 / Haswell-class: 2 FMA units).
 const peakGflops = (cores * cpu.mhz * lanes * (fma ? 4 : 2)) / 1000;
 let bandwidth: number | undefined;
+let bandwidthBusy: number | undefined;
 const benchExe = join(packageRoot(), 'build', 'bench_topk');
 if (existsSync(benchExe)) {
   const out = execFileSync(benchExe, ['--bandwidth'], { encoding: 'utf8' });
-  const m = /read bandwidth: ([\d.]+) GB\/s/.exec(out);
+  const m = /read bandwidth: ([\d.]+) GB\/s \(\d+ threads; ([\d.]+) GB\/s per busy-thread time\)/.exec(out);
   bandwidth = m ? Number(m[1]) : undefined;
+  bandwidthBusy = m ? Number(m[2]) : undefined;
 }
 const faiss = faissAvailable();
 
 console.log(`machine: ${describeMachine()}; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} (other work on the machine slows every method)`);
 console.log(`backendInfo(): ${JSON.stringify(info)}`);
-console.log(`peak fp32 ~${peakGflops.toFixed(0)} GFLOP/s (${cores} cores x ${lanes} lanes x ${fma ? '2 FMA units x 2' : '2'} flops); measured read bandwidth ${bandwidth?.toFixed(1) ?? '?'} GB/s (build/bench_topk --bandwidth)`);
+console.log(`peak fp32 ~${peakGflops.toFixed(0)} GFLOP/s (${cores} cores x ${lanes} lanes x ${fma ? '2 FMA units x 2' : '2'} flops); measured read bandwidth ${bandwidth?.toFixed(1) ?? '?'} GB/s wall, ${bandwidthBusy?.toFixed(1) ?? '?'} GB/s per busy-thread time (build/bench_topk --bandwidth)`);
 console.log(`faiss: ${faiss.ok ? `on (OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS}, OPENBLAS_NUM_THREADS=${process.env.OPENBLAS_NUM_THREADS})` : `off: ${faiss.reason}`}`);
 console.log(`dim ${dim}, k ${k}, cosine; at least ${minSeconds} s per measurement; naive loop where N*batch <= ${naiveLimit}\n`);
 
@@ -212,7 +214,7 @@ writeFileSync(
   JSON.stringify(
     {
       date: new Date().toISOString(),
-      machine: { ...machineInfo(), mhz: cpu.mhz, loadavg: loadavg(), peakGflops, readBandwidthGBps: bandwidth },
+      machine: { ...machineInfo(), mhz: cpu.mhz, loadavg: loadavg(), peakGflops, readBandwidthGBps: bandwidth, readBandwidthBusyGBps: bandwidthBusy },
       backendInfo: info,
       faiss: { ...faiss, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS, OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS },
       params: { dim, k, minSeconds, naiveLimit, similarity: 'cosine' },
