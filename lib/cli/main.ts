@@ -3,10 +3,12 @@
 // here; errors print one clear line (no stack trace) and exit with status 1.
 import { Command } from 'commander';
 import { registerBaseline } from './baseline.js';
+import { registerDemo } from './demo.js';
 import { registerEval } from './eval.js';
 import { registerInfo } from './info.js';
 import { registerStats } from './stats.js';
 import { registerTrain } from './train.js';
+import { registerTokenize } from './tokenize.js';
 
 const program = new Command('tokenrec')
   .description('TokenRec: ID tokenization for LLM-based generative recommendation')
@@ -16,7 +18,9 @@ registerInfo(program);
 registerStats(program);
 registerBaseline(program);
 registerTrain(program);
+registerDemo(program);
 registerEval(program);
+registerTokenize(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   const err = e as Error;

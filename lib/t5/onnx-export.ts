@@ -29,6 +29,23 @@ export interface T5HeadLayer {
   activation: 'relu' | 'none';
 }
 
+/**
+ * The head of an MLP with ReLU between layers and none after the last (the LLM4Rec projection,
+ * lib/nn/mlp.ts): sizes [in, h1, ..., out], weights[l] (sizes[l+1], sizes[l]), biases[l] (sizes[l+1]).
+ */
+export function mlpHead(sizes: number[], weights: Float32Array[], biases: Float32Array[]): T5HeadLayer[] {
+  if (weights.length !== sizes.length - 1 || biases.length !== sizes.length - 1) {
+    throw new RangeError(`mlpHead: ${sizes.length} sizes need ${sizes.length - 1} weights and biases, got ${weights.length} and ${biases.length}`);
+  }
+  return weights.map((weight, l) => ({
+    weight,
+    bias: biases[l],
+    inFeatures: sizes[l],
+    outFeatures: sizes[l + 1],
+    activation: l < weights.length - 1 ? 'relu' : 'none',
+  }));
+}
+
 export interface T5OnnxExportOptions {
   /**
    * Dense layers applied to the flattened decoder states (B, T * dModel) -> (B, out), output `z`.
