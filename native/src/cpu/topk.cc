@@ -151,6 +151,33 @@ void ItemIndex::validate(const TopkQuery& q) const {
 
 void ItemIndex::search_cpu(const TopkQuery& q, int32_t* ids, float* scores) const {
   std::shared_lock<std::shared_mutex> lock(mu_);
+  search_cpu_locked(q, ids, scores);
+}
+
+int64_t ItemIndex::search_cpu(const TopkQuery& q, std::vector<int32_t>& ids, std::vector<float>& scores) const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  const int64_t kout = topk_columns(q.k, items_.N);
+  ids.resize(size_t(std::max<int64_t>(q.B, 0) * kout));
+  scores.resize(ids.size());
+  search_cpu_locked(q, ids.data(), scores.data());
+  return kout;
+}
+
+void ItemIndex::search_cuda(const TopkQuery& q, int32_t* ids, float* scores) {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  search_cuda_locked(q, ids, scores);
+}
+
+int64_t ItemIndex::search_cuda(const TopkQuery& q, std::vector<int32_t>& ids, std::vector<float>& scores) {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  const int64_t kout = topk_columns(q.k, items_.N);
+  ids.resize(size_t(std::max<int64_t>(q.B, 0) * kout));
+  scores.resize(ids.size());
+  search_cuda_locked(q, ids.data(), scores.data());
+  return kout;
+}
+
+void ItemIndex::search_cpu_locked(const TopkQuery& q, int32_t* ids, float* scores) const {
   validate(q);
   const int64_t N = items_.N, D = D_, B = q.B;
   const int64_t kout = topk_columns(q.k, N);
@@ -248,7 +275,7 @@ void ItemIndex::search_cpu(const TopkQuery& q, int32_t* ids, float* scores) cons
 #ifndef TOKENREC_HAVE_CUDA
 void device_items_free(DeviceItems*) {}
 
-void ItemIndex::search_cuda(const TopkQuery&, int32_t*, float*) {
+void ItemIndex::search_cuda_locked(const TopkQuery&, int32_t*, float*) {
   fail(ErrorCode::Cuda, "search: CUDA kernels were not compiled into this build");
 }
 #endif

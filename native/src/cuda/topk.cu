@@ -55,8 +55,7 @@ void launch_partial(const float* items, const float* queries, int B, int N, int 
 
 }  // namespace
 
-void ItemIndex::search_cuda(const TopkQuery& q, int32_t* ids, float* scores) {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+void ItemIndex::search_cuda_locked(const TopkQuery& q, int32_t* ids, float* scores) {
   validate(q);
   if (!cuda_available()) fail(ErrorCode::Cuda, "search: no usable CUDA device");
   const int64_t N = items_.N, D = D_, B = q.B;
