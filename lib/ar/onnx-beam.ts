@@ -96,8 +96,7 @@ export class OnnxARBeam {
       past[IO.pastKey(i)] = { data: new Float32Array(0), dims: [B, H, 0, dKv] };
       past[IO.pastValue(i)] = { data: new Float32Array(0), dims: [B, H, 0, dKv] };
     }
-    const cmp = (a: LiveBeam, b: LiveBeam) => b.score - a.score || compareCodes(a.codes, b.codes);
-    for (let t = 0; t < K; t++) {
+        for (let t = 0; t < K; t++) {
       const tb = performance.now();
       const N = B * W;
       const ids = new BigInt64Array(N);
@@ -117,16 +116,24 @@ export class OnnxARBeam {
       const te = performance.now();
       tm.steps.push(te - ts);
       const logp = out[IO.logProbs].data as Float32Array;
-      // Expand and prune per user.
+      // Expand and prune per user: candidates as flat arrays, objects only for the survivors.
       const next: LiveBeam[][] = beams.map((bs, u) => {
-        const cand: LiveBeam[] = [];
+        const cRow: number[] = [], cBeam: number[] = [], cCode: number[] = [], cChild: number[] = [], cScore: number[] = [];
         bs.forEach((b, j) => {
           if (b.score === -Infinity) return;
           const r = u * W + j;
-          for (const [c, child] of trie.next(b.node)) cand.push({ codes: [...b.codes, c], node: child, score: b.score + logp[r * L + c], parent: r });
+          for (const [c, child] of trie.next(b.node)) {
+            cRow.push(r);
+            cBeam.push(j);
+            cCode.push(c);
+            cChild.push(child);
+            cScore.push(b.score + logp[r * L + c]);
+          }
         });
-        cand.sort(cmp);
-        return cand.slice(0, beam);
+        const order = Array.from(cScore.keys());
+        // Score descending; ties by the code tuple (the parent's codes, then the new code).
+        order.sort((x, y) => cScore[y] - cScore[x] || compareCodes(bs[cBeam[x]].codes, bs[cBeam[y]].codes) || cCode[x] - cCode[y]);
+        return order.slice(0, beam).map((i) => ({ codes: [...bs[cBeam[i]].codes, cCode[i]], node: cChild[i], score: cScore[i], parent: cRow[i] }));
       });
       beams = next;
       if (t + 1 < K) {
