@@ -7,6 +7,7 @@ import { registerEval } from './eval.js';
 import { registerInfo } from './info.js';
 import { registerStats } from './stats.js';
 import { registerTrain } from './train.js';
+import { registerTokenize } from './tokenize.js';
 
 const program = new Command('tokenrec')
   .description('TokenRec: ID tokenization for LLM-based generative recommendation')
@@ -17,6 +18,7 @@ registerStats(program);
 registerBaseline(program);
 registerTrain(program);
 registerEval(program);
+registerTokenize(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   const err = e as Error;
