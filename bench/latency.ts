@@ -24,6 +24,9 @@ import { OnnxARBeam, type BeamTimings } from '../lib/ar/onnx-beam.js';
 import { CodeTrie } from '../lib/ar/trie.js';
 import { OnnxSession } from '../lib/onnx/session.js';
 import { decodeModel } from '../lib/onnx/builder.js';
+import { readSafetensors } from '../lib/io/safetensors.js';
+import { loadCfStage } from '../lib/cf/store.js';
+import { TOKENIZER_FILES } from '../lib/tokenizer/stage.js';
 import { ItemIndex } from '../lib/retrieval/topk.js';
 import { Mlp } from '../lib/nn/mlp.js';
 import { Vocabulary } from '../lib/llm/vocab.js';
@@ -129,16 +132,36 @@ export const LATENCY_FILES = {
 } as const;
 
 /**
- * A setup from a trained model directory. `load` supplies the codes and item vectors (their
- * storage belongs to the tokenizer and CF stages); the graphs and the vocabulary are read here.
+ * A setup from a trained model directory: graphs and vocabulary from the LLM and AR stages,
+ * codes from the tokenizer stage (tokenizer_codes.safetensors), item vectors from the CF stage.
  */
-export function modelDirSetup(dir: string, load: (dir: string) => { userCodes: Codes; itemCodes: Codes; itemVectors: Float32Array; itemDim: number }): LatencySetup {
-  const missing = Object.values(LATENCY_FILES).filter((f) => !existsSync(join(dir, f)));
-  if (missing.length > 0) throw new Error(`${dir}: not a complete model directory for the latency benchmark (missing ${missing.join(', ')}; train the llm and ar stages, or use --synthetic --preset <name>)`);
+export function modelDirSetup(dir: string): LatencySetup {
+  const missing = [...Object.values(LATENCY_FILES), TOKENIZER_FILES.codes].filter((f) => !existsSync(join(dir, f)));
+  if (missing.length > 0) throw new Error(`${dir}: not a complete model directory for the latency benchmark (missing ${missing.join(', ')}; train the tokenizer, llm and ar stages, or use --synthetic --preset <name>)`);
   const vocab = Vocabulary.fromJSON(JSON.parse(readFileSync(join(dir, LATENCY_FILES.vocab), 'utf8')));
   const step = readFileSync(join(dir, LATENCY_FILES.arStep));
   const { config } = graphConfig(step, join(dir, LATENCY_FILES.arStep));
-  return { description: `model directory ${dir}`, synthetic: false, config, vocab, ...load(dir), backbone: join(dir, LATENCY_FILES.backbone), arEncoder: join(dir, LATENCY_FILES.arEncoder), arStep: step };
+  const codesPath = join(dir, TOKENIZER_FILES.codes);
+  const { tensors } = readSafetensors(codesPath);
+  const codes = (name: string, K: number, L: number): Codes => {
+    const t = tensors[name];
+    if (!t || t.shape.length !== 2 || t.shape[1] !== K) throw new Error(`${codesPath}: '${name}' must be (n, ${K}) to match vocab.json, got [${t?.shape}]`);
+    return { K, L, codes: Int32Array.from(t.data as ArrayLike<number>) };
+  };
+  const cf = loadCfStage(dir);
+  return {
+    description: `model directory ${dir}`,
+    synthetic: false,
+    config,
+    vocab,
+    userCodes: codes('user_codes', vocab.spec.userK, vocab.spec.userL),
+    itemCodes: codes('item_codes', vocab.spec.itemK, vocab.spec.itemL),
+    backbone: join(dir, LATENCY_FILES.backbone),
+    itemVectors: cf.itemVectors,
+    itemDim: cf.dim,
+    arEncoder: join(dir, LATENCY_FILES.arEncoder),
+    arStep: step,
+  };
 }
 
 function graphConfig(bytes: Uint8Array, source: string): { config: T5Config } {

@@ -3,6 +3,7 @@
 // here; errors print one clear line (no stack trace) and exit with status 1.
 import { Command } from 'commander';
 import { registerBaseline } from './baseline.js';
+import { registerBench } from './bench.js';
 import { registerEval } from './eval.js';
 import { registerInfo } from './info.js';
 import { registerStats } from './stats.js';
@@ -18,6 +19,7 @@ registerStats(program);
 registerBaseline(program);
 registerTrain(program);
 registerEval(program);
+registerBench(program);
 registerTokenize(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
