@@ -190,8 +190,9 @@ export interface LatencyRow {
   batch: number;
   promptTokens: number;
   runs: number;
-  tokenrec: { ms: number; backboneMs: number; topkMs: number };
-  beam: { ms: number; encoderMs: number; stepMs: number[]; bookkeepingMs: number };
+  /** Wall-clock ms per batch, and process CPU ms per batch (all threads: steadier than wall time on a loaded machine). */
+  tokenrec: { ms: number; cpuMs: number; backboneMs: number; topkMs: number };
+  beam: { ms: number; cpuMs: number; encoderMs: number; stepMs: number[]; bookkeepingMs: number };
 }
 
 export interface LatencyResult {
@@ -207,6 +208,11 @@ export interface LatencyResult {
   history: number;
   machine: MachineInfo;
   rows: LatencyRow[];
+}
+
+function cpuMsSince(c0: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(c0);
+  return (d.user + d.system) / 1000;
 }
 
 function median(a: number[]): number {
@@ -252,6 +258,7 @@ export async function runLatencyBench(setup: LatencySetup, o: LatencyOptions): P
       const dec = new BigInt64Array(B * queries.length);
       for (let b = 0; b < B; b++) for (let j = 0; j < queries.length; j++) dec[b * queries.length + j] = BigInt(queries[j]);
       const tokenrecOnce = async () => {
+        const c0 = process.cpuUsage();
         const t0 = performance.now();
         const out = await backbone.run(
           { [T5_ONNX_IO.inputIds]: { data: ids, dims: [B, p.length] }, [T5_ONNX_IO.attentionMask]: { data: mask, dims: [B, p.length] }, [T5_ONNX_IO.decoderInputIds]: { data: dec, dims: [B, queries.length] } },
@@ -261,13 +268,14 @@ export async function runLatencyBench(setup: LatencySetup, o: LatencyOptions): P
         const top = await index.search(out[T5_ONNX_IO.z].data as Float32Array, o.k);
         const t2 = performance.now();
         if (top.ids.length !== B * Math.min(o.k, index.size)) throw new Error('top-K returned an unexpected shape');
-        return { ms: t2 - t0, backboneMs: t1 - t0, topkMs: t2 - t1 };
+        return { ms: t2 - t0, cpuMs: cpuMsSince(c0), backboneMs: t1 - t0, topkMs: t2 - t1 };
       };
       const beamOnce = async () => {
         const tm: BeamTimings = { encoder: 0, steps: [], bookkeeping: 0, total: 0 };
+        const c0 = process.cpuUsage();
         const res = await beam.search(p, { beam: o.beam, k: o.k }, tm);
         if (res.length !== B) throw new Error('beam search returned an unexpected number of users');
-        return { ms: tm.total, encoderMs: tm.encoder, stepMs: tm.steps, bookkeepingMs: tm.bookkeeping };
+        return { ms: tm.total, cpuMs: cpuMsSince(c0), encoderMs: tm.encoder, stepMs: tm.steps, bookkeepingMs: tm.bookkeeping };
       };
       // Warm-up (allocations, thread pools), then alternate the two paths so that a burst of load
       // from other processes hits both.
@@ -288,8 +296,8 @@ export async function runLatencyBench(setup: LatencySetup, o: LatencyOptions): P
         batch: B,
         promptTokens: p.length,
         runs: tr.length,
-        tokenrec: { ms: median(tr.map((x) => x.ms)), backboneMs: median(tr.map((x) => x.backboneMs)), topkMs: median(tr.map((x) => x.topkMs)) },
-        beam: { ms: median(bs.map((x) => x.ms)), encoderMs: median(bs.map((x) => x.encoderMs)), stepMs: steps, bookkeepingMs: median(bs.map((x) => x.bookkeepingMs)) },
+        tokenrec: { ms: median(tr.map((x) => x.ms)), cpuMs: median(tr.map((x) => x.cpuMs)), backboneMs: median(tr.map((x) => x.backboneMs)), topkMs: median(tr.map((x) => x.topkMs)) },
+        beam: { ms: median(bs.map((x) => x.ms)), cpuMs: median(bs.map((x) => x.cpuMs)), encoderMs: median(bs.map((x) => x.encoderMs)), stepMs: steps, bookkeepingMs: median(bs.map((x) => x.bookkeepingMs)) },
       });
     }
   } finally {
@@ -322,13 +330,13 @@ export function formatLatency(r: LatencyResult): string {
     `machine: ${describeMachine(r.machine)}`,
     `ONNX Runtime and top-K on ${r.threads} thread(s); beam ${r.beam}, top-${r.k}; ${r.history} history items per prompt; medians`,
     '',
-    '| batch | prompt tokens | runs | TokenRec ms | TokenRec users/s | beam ms | beam users/s | beam / TokenRec | TokenRec: backbone / top-K ms | beam: encoder / decoder steps / bookkeeping ms |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
+    '| batch | prompt tokens | runs | TokenRec ms | TokenRec users/s | beam ms | beam users/s | beam / TokenRec (wall) | TokenRec CPU ms | beam CPU ms | beam / TokenRec (CPU) | TokenRec: backbone / top-K ms | beam: encoder / decoder steps / bookkeeping ms |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
   ];
   for (const row of r.rows) {
     const t = row.tokenrec, b = row.beam;
     lines.push(
-      `| ${row.batch} | ${row.promptTokens} | ${row.runs} | ${f(t.ms)} | ${f((row.batch / t.ms) * 1000)} | ${f(b.ms)} | ${f((row.batch / b.ms) * 1000)} | ${f(b.ms / t.ms, 2)}x | ${f(t.backboneMs)} / ${f(t.topkMs, 2)} | ${f(b.encoderMs)} / ${b.stepMs.map((s) => f(s)).join(' + ')} / ${f(b.bookkeepingMs)} |`,
+      `| ${row.batch} | ${row.promptTokens} | ${row.runs} | ${f(t.ms)} | ${f((row.batch / t.ms) * 1000)} | ${f(b.ms)} | ${f((row.batch / b.ms) * 1000)} | ${f(b.ms / t.ms, 2)}x | ${f(t.cpuMs)} | ${f(b.cpuMs)} | ${f(b.cpuMs / t.cpuMs, 2)}x | ${f(t.backboneMs)} / ${f(t.topkMs, 2)} | ${f(b.encoderMs)} / ${b.stepMs.map((s) => f(s)).join(' + ')} / ${f(b.bookkeepingMs)} |`,
     );
   }
   return lines.join('\n');
