@@ -255,13 +255,16 @@ export async function runLatencyBench(setup: LatencySetup, o: LatencyOptions): P
       const p = latencyPrompts(setup, B, o.history, (o.seed ?? 0) * 7919 + B);
       const ids = BigInt64Array.from(p.ids, BigInt);
       const mask = BigInt64Array.from(p.mask, BigInt);
+      // The serving graph may take a float mask (exportT5Onnx's attentionMaskType option).
+      const maskSpec = backbone.inputs.find((i) => i.name === T5_ONNX_IO.attentionMask);
+      const backboneMask = maskSpec?.type === 'float32' ? Float32Array.from(p.mask) : mask;
       const dec = new BigInt64Array(B * queries.length);
       for (let b = 0; b < B; b++) for (let j = 0; j < queries.length; j++) dec[b * queries.length + j] = BigInt(queries[j]);
       const tokenrecOnce = async () => {
         const c0 = process.cpuUsage();
         const t0 = performance.now();
         const out = await backbone.run(
-          { [T5_ONNX_IO.inputIds]: { data: ids, dims: [B, p.length] }, [T5_ONNX_IO.attentionMask]: { data: mask, dims: [B, p.length] }, [T5_ONNX_IO.decoderInputIds]: { data: dec, dims: [B, queries.length] } },
+          { [T5_ONNX_IO.inputIds]: { data: ids, dims: [B, p.length] }, [T5_ONNX_IO.attentionMask]: { data: backboneMask, dims: [B, p.length] }, [T5_ONNX_IO.decoderInputIds]: { data: dec, dims: [B, queries.length] } },
           [T5_ONNX_IO.z],
         );
         const t1 = performance.now();

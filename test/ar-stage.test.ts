@@ -1,11 +1,11 @@
 // The AR stage of a model directory (lib/ar/stage.ts) and the latency benchmark (bench/latency.ts)
 // on tiny synthetic setups.
 import { describe, expect, it } from 'vitest';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { syntheticDataset } from '../lib/data/synthetic.js';
 import { splitLeaveOneOut } from '../lib/data/split.js';
-import { datasetRecord, openModelDir } from '../lib/cf/store.js';
+import { datasetRecord, openModelDir, saveCfStage } from '../lib/cf/store.js';
 import { i32, writeSafetensors } from '../lib/io/safetensors.js';
 import { recordStage, requireManifest } from '../lib/io/manifest.js';
 import { TOKENIZER_FILES, TOKENIZER_STAGE } from '../lib/tokenizer/stage.js';
@@ -13,7 +13,13 @@ import { AR_FILES, AR_STAGE, loadARStage, readTokenizerCodes, trainARStage } fro
 import { evaluateAR } from '../lib/ar/train.js';
 import { OnnxARBeam } from '../lib/ar/onnx-beam.js';
 import { padPrompts } from '../lib/llm/model.js';
-import { formatLatency, runLatencyBench, syntheticSetup } from '../bench/latency.js';
+import { formatLatency, LATENCY_FILES, modelDirSetup, runLatencyBench, syntheticSetup } from '../bench/latency.js';
+import { Vocabulary } from '../lib/llm/vocab.js';
+import { t5Config } from '../lib/t5/config.js';
+import { T5Model } from '../lib/t5/model.js';
+import { Mlp } from '../lib/nn/mlp.js';
+import { exportT5Onnx, mlpHead } from '../lib/t5/onnx-export.js';
+import { resolveCfConfig, trainingCsr } from '../lib/cf/config.js';
 import { rng } from './helpers/random.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -62,6 +68,33 @@ describe('AR stage', () => {
       model.dispose();
     }
   }, 60_000);
+
+  it('bench latency runs on the model directory (LLM4Rec graph + vocab.json + AR graphs + codes + CF vectors)', async () => {
+    const dir = tmp.dir; // holds the tokenizer and AR stages of the test above
+    const vocab = new Vocabulary({ userK: K, userL: L, itemK: K, itemL: L, decoderQueries: 20 });
+    writeFileSync(join(dir, LATENCY_FILES.vocab), JSON.stringify(vocab.toJSON()));
+    const config = t5Config('t5-tiny', vocab.size);
+    const t5 = T5Model.create(config, 4);
+    const proj = new Mlp([20 * config.dModel, 16, 8], 5);
+    writeFileSync(join(dir, LATENCY_FILES.backbone), exportT5Onnx(config, t5.getTensors(), { head: mlpHead(proj.sizes, proj.weights, proj.biases) }));
+    t5.dispose();
+    const r = rng(2);
+    const vec = (n: number) => Float32Array.from({ length: n * 8 }, () => r() - 0.5);
+    const csr = trainingCsr(split);
+    saveCfStage(dir, requireManifest(dir), {
+      config: resolveCfConfig({ model: 'mf', dim: 8 }),
+      vectors: { numUsers: split.numUsers, numItems: split.numItems, dim: 8, userVectors: vec(split.numUsers), itemVectors: vec(split.numItems), userEgo: vec(split.numUsers), itemEgo: vec(split.numItems), userSource: new Int32Array(split.numUsers) },
+      trainPtr: csr.ptr,
+      trainIdx: csr.idx,
+      metrics: {},
+    });
+    const setup = modelDirSetup(dir);
+    expect(setup.synthetic).toBe(false);
+    const res = await runLatencyBench(setup, { batches: [2], threads: 1, beam: 5, k: 5, history: 4, repeats: 1, cellSeconds: 5 });
+    expect(res.rows[0].beam.stepMs.length).toBe(K);
+    expect(res.items).toBe(split.numItems);
+    expect(() => modelDirSetup(join(dir, 'nowhere'))).toThrow(/missing backbone.onnx/);
+  }, 30_000);
 
   it('refuses a split that is not the directory\'s', async () => {
     const other = splitLeaveOneOut(syntheticDataset({ users: 30, items: 20, seed: 8 }));
