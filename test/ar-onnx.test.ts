@@ -138,6 +138,7 @@ describe('AR baseline on ONNX Runtime', () => {
       await expect(beam.search(p, { beam: 0, k: 1 })).rejects.toThrow(/beam width/);
       await expect(beam.search(p, { beam: 2, k: 0 })).rejects.toThrow(/k must/);
       await expect(beam.search({ ...p, batch: 3 }, { beam: 2, k: 1 })).rejects.toThrow(/batch \* length/);
+      await expect(beam.search({ ...p, ids: p.ids.map((v, i) => (i === 1 ? vocab.size : v)) }, { beam: 2, k: 1 })).rejects.toThrow(/ids\[1\] = \d+ is outside the vocabulary/);
     } finally {
       await beam.dispose();
     }

@@ -69,6 +69,11 @@ export class OnnxARBeam {
     const B = p.batch, S = p.length;
     if (!(Number.isInteger(B) && B >= 1 && Number.isInteger(S) && S >= 1)) throw new RangeError(`prompts: batch and length must be positive integers, got ${B}, ${S}`);
     if (p.ids.length !== B * S || p.mask.length !== B * S) throw new RangeError(`prompts: ids and mask must hold batch * length = ${B * S} values`);
+    const V = this.config.vocabSize;
+    for (let i = 0; i < p.ids.length; i++) {
+      if (!(p.ids[i] >= 0 && p.ids[i] < V)) throw new RangeError(`prompts: ids[${i}] = ${p.ids[i]} is outside the vocabulary [0, ${V})`);
+      if (p.mask[i] !== 0 && p.mask[i] !== 1) throw new RangeError(`prompts: mask[${i}] = ${p.mask[i]}: the mask holds 1 (token) or 0 (padding)`);
+    }
     const { trie } = this;
     const { numDecoderLayers: layers, numHeads: H, dKv } = this.config;
     const L = trie.L, K = trie.K;
@@ -96,7 +101,7 @@ export class OnnxARBeam {
       past[IO.pastKey(i)] = { data: new Float32Array(0), dims: [B, H, 0, dKv] };
       past[IO.pastValue(i)] = { data: new Float32Array(0), dims: [B, H, 0, dKv] };
     }
-        for (let t = 0; t < K; t++) {
+    for (let t = 0; t < K; t++) {
       const tb = performance.now();
       const N = B * W;
       const ids = new BigInt64Array(N);
