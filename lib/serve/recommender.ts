@@ -431,13 +431,17 @@ export class Recommender {
   private async newUserCodes(histories: Int32Array[], commit: boolean): Promise<Int32Array> {
     const trained = this.cf.numItems;
     // Items added after training have no place in the CF graph: fold-in uses the trained ones.
-    const known = histories.map((h) => h.filter((i) => i < trained));
-    const f = await foldInUsers(
-      { numUsers: this.cf.numUsers, numItems: trained, dim: this.dim, layers: this.cf.layers, userEgo: this.cf.userEgo, itemEgo: this.cf.itemEgo, trainPtr: this.cf.trainPtr, trainIdx: this.cf.trainIdx },
-      known,
-      this.cf.config.foldIn,
-    );
-    const raw = await this.userTok.encode(f.final, { backend: this.backend });
+    const model = { numUsers: this.cf.numUsers, numItems: trained, dim: this.dim, layers: this.cf.layers, userEgo: this.cf.userEgo, itemEgo: this.cf.itemEgo, trainPtr: this.cf.trainPtr, trainIdx: this.cf.trainIdx };
+    // One fold-in call per history: the native fold-in seeds its negative sampling by the row's
+    // position in the call, so a shared call would make a user's vector (and codes) depend on
+    // which other requests happened to share its batch.
+    const D = this.dim;
+    const final = new Float32Array(histories.length * D);
+    for (let b = 0; b < histories.length; b++) {
+      const f = await foldInUsers(model, [histories[b].filter((i) => i < trained)], this.cf.config.foldIn);
+      final.set(f.final, b * D);
+    }
+    const raw = await this.userTok.encode(final, { backend: this.backend });
     return this.userCodes.complete(raw, commit);
   }
 
