@@ -47,5 +47,6 @@ export function registerServe(program: Command): void {
     const info = rec.info();
     // One line a supervisor (or a test) can wait for.
     console.log(`tokenrec serve: listening on ${address} (${info.dataset}, ${info.users} users, ${info.items} items, ${info.scoring} scoring, ONNX ${info.onnx.provider} in a worker, top-K ${info.topkBackend})`);
+    console.log(`tokenrec serve: ONNX Runtime ${info.onnx.version}, ${info.onnx.why}`);
   });
 }

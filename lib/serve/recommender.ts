@@ -13,8 +13,9 @@
 // The model directory holds dense indices only; the dataset's own string ids come from the data
 // the model was trained on (reloaded from the path recorded in the manifest, or given), checked
 // against the manifest's split fingerprint.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import type { Csr, Dataset, Split } from '../data/types.js';
 import { toCsr } from '../data/types.js';
 import { splitLeaveOneOut } from '../data/split.js';
@@ -109,7 +110,8 @@ export interface ModelInfo {
   index: 'native' | 'faiss';
   /** Where top-K runs ('cpu' or 'cuda'). */
   topkBackend: 'cpu' | 'cuda';
-  onnx: { provider: string; available: string[]; worker: boolean; threads?: number; version: string };
+  /** provider: the execution provider used; why: why not an accelerated one. */
+  onnx: { provider: string; why: string; available: string[]; worker: boolean; threads?: number; version: string };
   preset: string;
   queries: number;
   historyCap: number;
@@ -353,8 +355,7 @@ export class Recommender {
       validNdcg20: { cosine: ndcg20(metrics.valid), dot: ndcg20(metrics.validDot) },
       index: this.indexKind,
       topkBackend: this.indexKind === 'faiss' ? 'cpu' : resolveBackend(this.backend),
-      // The session wrapper (lib/onnx/session.ts) runs the CPU provider: this onnxruntime-node build ships no CUDA provider.
-      onnx: { provider: this.session?.provider ?? 'cpu', available: rt.providers.map((p) => p.name), worker: this.session instanceof OnnxWorkerSession, threads: this.threads, version: rt.version },
+      onnx: { provider: this.session?.provider ?? 'cpu', why: acceleratorReason(), available: rt.providers.map((p) => p.name), worker: this.session instanceof OnnxWorkerSession, threads: this.threads, version: rt.version },
       preset: this.llm.preset,
       queries: this.llm.queries,
       historyCap: this.historyCap,
@@ -604,6 +605,26 @@ export class Recommender {
     this.itemTok.dispose();
     await s.dispose();
   }
+}
+
+/**
+ * Why the backbone runs on ONNX Runtime's CPU provider. onnxruntime-node lists 'cuda' among its
+ * backends, but its CUDA provider is a separate library fetched by the package's install script
+ * (not run here), and lib/onnx/session.ts creates CPU sessions only; with no usable device there
+ * is nothing to accelerate either way.
+ */
+export function acceleratorReason(): string {
+  const cuda = backendInfo().cuda;
+  let lib = false;
+  try {
+    const base = dirname(createRequire(import.meta.url).resolve('onnxruntime-node/package.json'));
+    lib = existsSync(join(base, 'bin', 'napi-v6', process.platform, process.arch, 'libonnxruntime_providers_cuda.so'));
+  } catch {
+    lib = false;
+  }
+  if (!cuda.available) return `CPU: no usable CUDA device (${cuda.reason})`;
+  if (!lib) return 'CPU: this onnxruntime-node install has no CUDA execution provider library (libonnxruntime_providers_cuda.so)';
+  return 'CPU: the session wrapper (lib/onnx/session.ts) creates CPU sessions only';
 }
 
 /** What the process runs on, for `/health` and the CLI. */
