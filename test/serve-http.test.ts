@@ -114,6 +114,25 @@ describe('HTTP service', () => {
   });
 });
 
+describe('HTTP service under overload', () => {
+  it('answers 503 beyond its queue bound and recovers', async () => {
+    const small = createService(served, { maxQueue: 2, maxBatch: 1, maxInFlight: 1 }).app;
+    const url = await small.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const statuses = await Promise.all(Array.from({ length: 30 }, (_, j) =>
+        fetch(url + '/recommend', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: `u${j}`, k: 3 }) }).then(async (r) => [r.status, ((await r.json()) as { error?: { code: string } }).error?.code] as const)));
+      expect(statuses.filter(([s]) => s === 200).length).toBeGreaterThan(0);
+      const rejected = statuses.filter(([s]) => s !== 200);
+      expect(rejected.length).toBeGreaterThan(0);
+      for (const [s, code] of rejected) expect([s, code]).toEqual([503, 'ERR_TOKENREC_OVERLOADED']);
+      const again = await fetch(url + '/recommend', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'u1', k: 3 }) });
+      expect(again.status).toBe(200);
+    } finally {
+      await small.close();
+    }
+  });
+});
+
 describe('tokenrec serve', () => {
   it('serves on a free port and shuts down cleanly on SIGTERM', async () => {
     const child = spawn(process.execPath, ['--no-warnings', join(ROOT, 'dist', 'lib', 'cli', 'main.js'), 'serve', dir, '--port', '0', '--threads', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -6,7 +6,8 @@ export type ServeErrorCode =
   | 'ERR_TOKENREC_UNKNOWN_ITEM'
   | 'ERR_TOKENREC_BAD_REQUEST'
   | 'ERR_TOKENREC_DUPLICATE_ID'
-  | 'ERR_TOKENREC_DISPOSED';
+  | 'ERR_TOKENREC_DISPOSED'
+  | 'ERR_TOKENREC_OVERLOADED';
 
 const STATUS: Record<ServeErrorCode, number> = {
   ERR_TOKENREC_UNKNOWN_USER: 404,
@@ -14,11 +15,12 @@ const STATUS: Record<ServeErrorCode, number> = {
   ERR_TOKENREC_BAD_REQUEST: 400,
   ERR_TOKENREC_DUPLICATE_ID: 409,
   ERR_TOKENREC_DISPOSED: 503,
+  ERR_TOKENREC_OVERLOADED: 503,
 };
 
 export class RecommenderError extends Error {
   readonly code: ServeErrorCode;
-  /** HTTP status for this error (404 unknown user, 400 bad input, 409 duplicate id, 503 disposed). */
+  /** HTTP status for this error (404 unknown user, 400 bad input, 409 duplicate id, 503 disposed or overloaded). */
   readonly statusCode: number;
 
   constructor(code: ServeErrorCode, message: string) {

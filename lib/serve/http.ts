@@ -6,7 +6,8 @@
 //   GET  /metrics          Prometheus text: requests by route/status, latency histogram, model info
 //
 // Errors are JSON { error: { code, message } } with 400 (bad input, malformed JSON), 404 (unknown
-// user or route), 413 (body too large), 415 (not JSON), 5xx only for faults of the service.
+// user or route), 413 (body too large), 415 (not JSON), 503 (overloaded: too many requests
+// waiting, or closing), 500 only for faults of the service.
 // Requests are validated on arrival; valid single requests that arrive together are grouped into
 // one recommendBatch run (one ONNX run and one top-K call), so concurrency turns into batching
 // instead of a queue of single runs. The backbone runs in a worker thread (Recommender option
@@ -25,6 +26,8 @@ export interface ServiceOptions {
   maxBatchRequests?: number;
   /** Runs in flight at once (default 2: one batch's top-K overlaps the next one's ONNX run). */
   maxInFlight?: number;
+  /** Requests waiting for a run beyond which new ones get 503 at once (default 4096): bounded memory under overload. */
+  maxQueue?: number;
 }
 
 interface Waiting {
@@ -39,9 +42,12 @@ class MicroBatcher {
   private inFlight = 0;
   private scheduled = false;
 
-  constructor(private readonly rec: Recommender, private readonly maxBatch: number, private readonly maxInFlight: number) {}
+  constructor(private readonly rec: Recommender, private readonly maxBatch: number, private readonly maxInFlight: number, private readonly maxQueue: number) {}
 
   submit(req: ResolvedRequest): Promise<Recommendation> {
+    if (this.queue.length >= this.maxQueue) {
+      return Promise.reject(new RecommenderError('ERR_TOKENREC_OVERLOADED', `the service is overloaded (${this.queue.length} requests waiting); retry later`));
+    }
     return new Promise((resolve, reject) => {
       this.queue.push({ req, resolve, reject });
       if (!this.scheduled) {
@@ -90,7 +96,7 @@ export function createService(rec: Recommender, opts: ServiceOptions = {}): { ap
     onnx_provider: info.onnx.provider,
     preset: info.preset,
   });
-  const batcher = new MicroBatcher(rec, maxBatch, opts.maxInFlight ?? 2);
+  const batcher = new MicroBatcher(rec, maxBatch, opts.maxInFlight ?? 2, opts.maxQueue ?? 4096);
   const app = Fastify({ bodyLimit: opts.bodyLimit ?? 1 << 20, logger: false, return503OnClosing: true, forceCloseConnections: 'idle' });
 
   app.addHook('onResponse', (request, reply, done) => {
