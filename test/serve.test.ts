@@ -11,6 +11,7 @@ import { padPrompts, promptTokens } from '../lib/llm/model.js';
 import { syntheticDataset } from '../lib/data/synthetic.js';
 import { splitLeaveOneOut } from '../lib/data/split.js';
 import { scoreToFile } from '../lib/cli/score.js';
+import { faissAvailable } from '../lib/retrieval/faiss.js';
 import { tempDir } from './helpers/tmp.js';
 import { buildServeModel } from './helpers/serve-model.js';
 
@@ -236,6 +237,25 @@ describe('Recommender.addItems', () => {
       await r.dispose();
     }
     await expect(r.recommend({ user: 'u5' })).rejects.toMatchObject({ code: 'ERR_TOKENREC_DISPOSED' });
+  });
+});
+
+describe.skipIf(!faissAvailable().ok)("Recommender with index 'faiss'", () => {
+  it('agrees with the native top-K for both scorings', async () => {
+    for (const scoring of ['cosine', 'dot'] as const) {
+      const a = await Recommender.load(dir, { index: 'faiss', scoring, dataset, threads: 1 });
+      const b = await Recommender.load(dir, { index: 'native', scoring, dataset, threads: 1 });
+      try {
+        expect(a.info().index).toBe('faiss');
+        const reqs = ['u1', 'u20', 'u33'].map((user) => ({ user, k: 10 }));
+        const ra = await a.recommendBatch(reqs);
+        const rb = await b.recommendBatch(reqs);
+        ra.forEach((r, j) => expectSameRanking(r, rb[j], 1e-5));
+      } finally {
+        await a.dispose();
+        await b.dispose();
+      }
+    }
   });
 });
 
