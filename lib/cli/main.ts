@@ -3,6 +3,7 @@
 // here; errors print one clear line (no stack trace) and exit with status 1.
 import { Command } from 'commander';
 import { registerBaseline } from './baseline.js';
+import { registerDemo } from './demo.js';
 import { registerEval } from './eval.js';
 import { registerInfo } from './info.js';
 import { registerStats } from './stats.js';
@@ -20,6 +21,7 @@ registerInfo(program);
 registerStats(program);
 registerBaseline(program);
 registerTrain(program);
+registerDemo(program);
 registerEval(program);
 registerTokenize(program);
 registerRecommend(program);

@@ -219,8 +219,17 @@ async function trainTokenizerStage(data: string, o: TrainCliOptions): Promise<vo
     console.log(`${o.out}: stage tokenizer is up to date; --force retrains`);
     return;
   }
-  const m = r.metrics as Record<string, { utilisation?: number[]; distinctTuples?: number; collisions?: number; uniqueFraction?: number; reconstruction?: unknown }>;
-  for (const entity of ['user', 'item']) console.log(`tokenizer ${entity}: ${JSON.stringify(m[entity])}`);
+  const m = r.metrics as Record<string, { codebooks: { utilisation: number; perplexity: number }[]; collisions: { ids: number; distinctTuples: number; uniqueFraction: number }; reconHeldOut?: { relative: number }; epochs: number }>;
+  for (const entity of ['user', 'item']) {
+    const s = m[entity];
+    const util = s.codebooks.map((c) => `${(100 * c.utilisation).toFixed(0)}%`).join('/');
+    const ppl = s.codebooks.map((c) => c.perplexity.toFixed(0)).join('/');
+    console.log(
+      `tokenizer ${entity}: ${s.collisions.ids} ids, codebook use ${util}, perplexity ${ppl}, ` +
+        `${s.collisions.distinctTuples} distinct tuples (${(100 * s.collisions.uniqueFraction).toFixed(1)}% of ids unique)` +
+        (s.reconHeldOut ? `, held-out relative reconstruction error ${s.reconHeldOut.relative.toFixed(3)}` : ''),
+    );
+  }
   console.log(`tokenizers trained in ${seconds.toFixed(1)} s`);
 }
 
