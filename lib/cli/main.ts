@@ -11,6 +11,9 @@ import { registerInfo } from './info.js';
 import { registerStats } from './stats.js';
 import { registerTrain } from './train.js';
 import { registerTokenize } from './tokenize.js';
+import { registerRecommend } from './recommend.js';
+import { registerScore } from './score.js';
+import { registerServe } from './serve.js';
 
 const program = new Command('tokenrec')
   .description('TokenRec: ID tokenization for LLM-based generative recommendation')
@@ -24,6 +27,9 @@ registerDemo(program);
 registerEval(program);
 registerBench(program);
 registerTokenize(program);
+registerRecommend(program);
+registerScore(program);
+registerServe(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   const err = e as Error;
