@@ -12,3 +12,15 @@ export { backendInfo, setNumThreads, resolveBackend, type Backend, type BackendI
 export { readSafetensors, writeSafetensors, type Tensor, type TensorMap } from './io/safetensors.js';
 export { readManifest, type Manifest, type StageRecord } from './io/manifest.js';
 export { t5Config, T5_PRESETS, type T5Config, type T5PresetName } from './t5/config.js';
+export {
+  Recommender,
+  servingEnvironment,
+  type RecommenderOptions,
+  type RecommendRequest,
+  type Recommendation,
+  type RecommendedItem,
+  type ModelInfo,
+  type Scoring,
+} from './serve/recommender.js';
+export { RecommenderError, type ServeErrorCode } from './serve/errors.js';
+export { createService, type ServiceOptions } from './serve/http.js';

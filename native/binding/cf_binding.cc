@@ -89,8 +89,10 @@ class CfTrainerJs : public Napi::ObjectWrap<CfTrainerJs> {
   std::shared_ptr<CfTrainer> t_;
   std::shared_ptr<std::atomic<bool>> busy_ = std::make_shared<std::atomic<bool>>(false);
 
-  // Checks the trainer is usable and marks it busy; the returned guard clears the flag when the
-  // worker's job ends (on the worker thread, after the last access to the trainer).
+  // Checks the trainer is usable and marks it busy; the returned guard, captured by the worker's
+  // job, clears the flag when the worker is destroyed: on the main thread, right after its
+  // Promise settled. So a call is "running" until its Promise settles, whatever the timing of
+  // the worker thread (clearing it at the end of Execute let a second call slip in early).
   std::shared_ptr<void> acquire(Napi::Env env, const char* what) {
     if (!t_) throw to_js_error(env, "ERR_TOKENREC_DISPOSED", std::string("CfTrainer.") + what + ": the trainer was disposed");
     bool expected = false;
@@ -113,7 +115,6 @@ class CfTrainerJs : public Napi::ObjectWrap<CfTrainerJs> {
         env,
         [t, out, guard, e]() mutable {
           *out = t->begin_epoch(int64_t(e));
-          guard.reset();
         },
         [out](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, double(*out)); }, {info.This()});
   }
@@ -129,8 +130,6 @@ class CfTrainerJs : public Napi::ObjectWrap<CfTrainerJs> {
     return PromiseWorker::Run(
         env,
         [t, st, guard, n]() mutable {
-          // Release the busy flag even when training throws.
-          auto g = std::move(guard);
           *st = t->train_batches(int64_t(n));
         },
         [st](Napi::Env env) -> Napi::Value {
@@ -153,7 +152,6 @@ class CfTrainerJs : public Napi::ObjectWrap<CfTrainerJs> {
     return PromiseWorker::Run(
         env,
         [t, data, guard]() mutable {
-          auto g = std::move(guard);
           t->final_vectors(data);
         },
         [ref = std::make_shared<Napi::Reference<Napi::Float32Array>>(Napi::Persistent(out))](Napi::Env) -> Napi::Value {
