@@ -465,6 +465,9 @@ export class Recommender {
       const tokens = promptTokens(this.vocab, userCodes, items, { user: 0, history: this.promptHistory(r.history), target: -1 }, 'seen', 0);
       prompts.push({ b, tokens });
     });
+    // Runs of similar prompt length: a run pads every prompt to its longest, and attention and
+    // feed-forward cost grow with the padded length.
+    prompts.sort((x, y) => x.tokens.length - y.tokens.length || x.b - y.b);
     const session = this.live();
     const queries = this.vocab.decoderQueryIds();
     for (let s = 0; s < prompts.length; s += this.batchSize) {
