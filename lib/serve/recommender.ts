@@ -198,6 +198,32 @@ class CodeTable {
   }
 }
 
+/** Padded tokens a run may hold beyond its prompts' own tokens, as a fraction of them. */
+const MAX_PADDING = 0.3;
+
+/**
+ * Splits prompts sorted by length into runs of at most `max`, cutting where padding to the
+ * run's longest prompt would exceed MAX_PADDING of the real tokens: the backbone is
+ * compute-bound at realistic prompt lengths, so a padded token costs as much as a real one.
+ */
+export function lengthRuns<T extends { tokens: number[] }>(sorted: T[], max: number): T[][] {
+  const runs: T[][] = [];
+  let run: T[] = [];
+  let tokens = 0;
+  for (const p of sorted) {
+    const len = p.tokens.length;
+    if (run.length > 0 && (run.length === max || (run.length + 1) * len > (1 + MAX_PADDING) * (tokens + len))) {
+      runs.push(run);
+      run = [];
+      tokens = 0;
+    }
+    run.push(p);
+    tokens += len;
+  }
+  if (run.length) runs.push(run);
+  return runs;
+}
+
 /** The dataset's string ids and the training split, reloaded and checked against the manifest. */
 function loadIds(dir: string, m: Manifest, opts: RecommenderOptions): { users: string[]; items: string[]; split: Split } {
   let dataset = opts.dataset;
@@ -470,8 +496,7 @@ export class Recommender {
     prompts.sort((x, y) => x.tokens.length - y.tokens.length || x.b - y.b);
     const session = this.live();
     const queries = this.vocab.decoderQueryIds();
-    for (let s = 0; s < prompts.length; s += this.batchSize) {
-      const part = prompts.slice(s, s + this.batchSize);
+    for (const part of lengthRuns(prompts, this.batchSize)) {
       const p = padPrompts(part.map((x) => x.tokens));
       const dec = new Int32Array(p.batch * queries.length);
       for (let b = 0; b < p.batch; b++) dec.set(queries, b * queries.length);
