@@ -145,6 +145,21 @@ describe('Recommender', () => {
     expect(n).toBe(150);
   });
 
+  it('scoreAll reports a bad user id, and stopping early leaves nothing unhandled', async () => {
+    const drain = async (it: AsyncIterable<Recommendation>) => {
+      for await (const _ of it) void _;
+    };
+    await expect(drain(rec.scoreAll(['u1', 'u2', 'ghost'], { batchSize: 2 }))).rejects.toMatchObject({ code: 'ERR_TOKENREC_UNKNOWN_USER' });
+    // the second batch (with 'ghost') fails while the first is being read; the reader stops
+    const seen: string[] = [];
+    for await (const r of rec.scoreAll(['u1', 'u2', 'ghost', 'u3'], { batchSize: 2 })) {
+      seen.push(r.user!);
+      break;
+    }
+    expect(seen).toEqual(['u1']);
+    await new Promise((r) => setTimeout(r, 200)); // let the failed batch settle inside this test
+  });
+
   it('score writes one JSON line per user, atomically', async () => {
     const out = join(tmp.dir, 'scores', 'all.jsonl');
     const r = await scoreToFile(rec, out, { k: 5, batchSize: 32 });

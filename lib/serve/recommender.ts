@@ -554,23 +554,26 @@ export class Recommender {
     const batch = opts.batchSize ?? 256;
     if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`batchSize must be a positive integer, got ${batch}`);
     const source: Iterable<string> = users ?? (function* (ids: string[]) { for (let u = 0; u < ids.length; u++) yield ids[u]; })(this.userIds);
+    // Every batch gets a no-op handler at once: a batch that fails while the consumer is still
+    // reading the previous one (or has stopped reading) must not be an unhandled rejection; the
+    // failure still reaches the consumer through the await below.
+    const start = (reqs: RecommendRequest[]) => {
+      const p = this.recommendBatch(reqs);
+      p.catch(() => undefined);
+      return p;
+    };
     let pending: Promise<Recommendation[]> | undefined;
     let chunk: RecommendRequest[] = [];
     for (const user of source) {
       chunk.push({ user, k: opts.k, excludeSeen: opts.excludeSeen });
       if (chunk.length === batch) {
-        const next = this.recommendBatch(chunk);
+        const next = start(chunk);
         chunk = [];
-        if (pending) {
-          // Attach a handler now so a failure of `next` is not an unhandled rejection while we wait.
-          next.catch(() => undefined);
-          yield* await pending;
-        }
+        if (pending) yield* await pending;
         pending = next;
       }
     }
-    const last = chunk.length ? this.recommendBatch(chunk) : undefined;
-    last?.catch(() => undefined);
+    const last = chunk.length ? start(chunk) : undefined;
     if (pending) yield* await pending;
     if (last) yield* await last;
   }
