@@ -10,6 +10,7 @@ import type { PromptInputs, Codes } from '../llm/model.js';
 import type { Vocabulary } from '../llm/vocab.js';
 import { CodeTrie } from './trie.js';
 import { beamSearch, type BeamResult } from './beam.js';
+import { exportARDecoderStepOnnx, exportAREncoderOnnx, type ARHeads } from './onnx-export.js';
 
 export class ARRec {
   readonly t5: T5Model;
@@ -116,6 +117,18 @@ export class ARRec {
   /** Top-k items per prompt by constrained beam search (native forward; the encoder is re-run per step). */
   async recommend(p: PromptInputs, o: { beam: number; k: number }): Promise<BeamResult[]> {
     return beamSearch(p.batch, this.trie, (query, prefixes, step) => this.stepLogProbs(p, query, prefixes, step), o);
+  }
+
+  /** The heads in the export's layout (weight (L, d), bias (L) per position). */
+  onnxHeads(): ARHeads {
+    for (const h of this.heads) if (h.layers !== 1) throw new Error(`AR heads must be single linear layers, got sizes [${h.sizes}]`);
+    return { K: this.K, L: this.L, weights: this.heads.map((h) => h.weights[0]), biases: this.heads.map((h) => h.biases[0]) };
+  }
+
+  /** ONNX graphs for cached beam search (lib/ar/onnx-export.ts): the encoder and the decoder step. */
+  exportOnnx(): { encoder: Uint8Array; step: Uint8Array } {
+    const tensors = this.t5.getTensors();
+    return { encoder: exportAREncoderOnnx(this.t5.config, tensors), step: exportARDecoderStepOnnx(this.t5.config, tensors, this.onnxHeads()) };
   }
 
   dispose(): void {

@@ -3,11 +3,16 @@ import { seededRandom } from '../data/split.js';
 import { usersWithTarget, type SplitName } from '../eval/evaluate.js';
 import { DEFAULT_KS, metricsFromRanks, type Metrics } from '../eval/metrics.js';
 import { learningRate } from '../t5/schedule.js';
-import { padPrompts, promptTokens } from '../llm/model.js';
+import { padPrompts, promptTokens, type PromptInputs } from '../llm/model.js';
 import { TRAIN_TEMPLATES, type PromptKind } from '../llm/prompts.js';
 import { evaluationSample, trainingSample, type Sample } from '../llm/samples.js';
 import { subsetUsers, type LLMData, type LLMTrainOptions } from '../llm/train.js';
 import type { ARRec } from './model.js';
+import { OnnxARBeam } from './onnx-beam.js';
+import type { BeamResult } from './beam.js';
+
+/** What the AR baseline needs of LLM4Rec's data: the split and the codes (no item vectors). */
+export type ARData = Pick<LLMData, 'split' | 'userCodes' | 'itemCodes'>;
 
 export interface AREpochReport {
   epoch: number;
@@ -20,39 +25,56 @@ export interface AREpochReport {
  * Ranks from beam search: the target's 1-based position among the returned items once the
  * user's own (excluded) items are removed; numItems + 1 when it was not returned (a miss).
  */
-export async function evaluateAR(model: ARRec, data: LLMData, which: SplitName, o: { users?: Int32Array; beam: number; kind?: PromptKind; cap: number; ks?: readonly number[]; batch?: number }): Promise<{ metrics: Metrics; ranks: Int32Array }> {
+export async function evaluateAR(
+  model: ARRec,
+  data: ARData,
+  which: SplitName,
+  o: { users?: Int32Array; beam: number; kind?: PromptKind; cap: number; ks?: readonly number[]; batch?: number; engine?: 'onnx' | 'native'; threads?: number },
+): Promise<{ metrics: Metrics; ranks: Int32Array }> {
   const { split } = data;
   const users = o.users ?? usersWithTarget(split, which);
   const ks = o.ks ?? DEFAULT_KS;
   const ranks = new Int32Array(users.length);
   const rand = seededRandom(12345);
   const batch = o.batch ?? 16;
-  for (let s = 0; s < users.length; s += batch) {
-    const part = Array.from(users.subarray(s, s + batch));
-    const samples = part.map((u) => evaluationSample(split, u, which, o.cap, rand));
-    const p = padPrompts(samples.map((x) => promptTokens(model.vocab, data.userCodes, data.itemCodes, x, o.kind ?? 'seen', 0)));
-    const res = await model.recommend(p, { beam: o.beam, k: o.beam });
-    res.forEach((r, k) => {
-      const u = part[k];
-      const excluded = new Set(split.train[u]);
-      if (which === 'test' && split.valid[u] >= 0) excluded.add(split.valid[u]);
-      let pos = 0;
-      let rank = split.numItems + 1;
-      for (const item of r.items) {
-        if (excluded.has(item)) continue;
-        pos++;
-        if (item === samples[k].target) {
-          rank = pos;
-          break;
+  // 'onnx' (default): the exported graphs with the KV cache (encoder once per user); 'native'
+  // re-runs the full native forward at every step. Both give the same items (test/ar-onnx.test.ts).
+  let onnx: OnnxARBeam | undefined;
+  if ((o.engine ?? 'onnx') === 'onnx') {
+    const g = model.exportOnnx();
+    onnx = await OnnxARBeam.create(g.encoder, g.step, model.t5.config, model.trie, { start: model.vocab.pad, itemBase: model.vocab.itemBase }, { intraOpNumThreads: o.threads, allowSpinning: false });
+  }
+  const search = (p: PromptInputs, so: { beam: number; k: number }): Promise<BeamResult[]> => (onnx ? onnx.search(p, so) : model.recommend(p, so));
+  try {
+    for (let s = 0; s < users.length; s += batch) {
+      const part = Array.from(users.subarray(s, s + batch));
+      const samples = part.map((u) => evaluationSample(split, u, which, o.cap, rand));
+      const p = padPrompts(samples.map((x) => promptTokens(model.vocab, data.userCodes, data.itemCodes, x, o.kind ?? 'seen', 0)));
+      const res = await search(p, { beam: o.beam, k: o.beam });
+      res.forEach((r, k) => {
+        const u = part[k];
+        const excluded = new Set(split.train[u]);
+        if (which === 'test' && split.valid[u] >= 0) excluded.add(split.valid[u]);
+        let pos = 0;
+        let rank = split.numItems + 1;
+        for (const item of r.items) {
+          if (excluded.has(item)) continue;
+          pos++;
+          if (item === samples[k].target) {
+            rank = pos;
+            break;
+          }
         }
-      }
-      ranks[s + k] = rank;
-    });
+        ranks[s + k] = rank;
+      });
+    }
+  } finally {
+    await onnx?.dispose();
   }
   return { metrics: metricsFromRanks(ranks, ks), ranks };
 }
 
-export async function trainAR(model: ARRec, data: LLMData, o: LLMTrainOptions & { beam: number }, hooks: { onEpoch?: (r: AREpochReport) => void; onBest?: (epoch: number) => void | Promise<void>; signal?: AbortSignal } = {}): Promise<{ history: AREpochReport[]; bestEpoch: number }> {
+export async function trainAR(model: ARRec, data: ARData, o: LLMTrainOptions & { beam: number }, hooks: { onEpoch?: (r: AREpochReport) => void; onBest?: (epoch: number) => void | Promise<void>; signal?: AbortSignal } = {}): Promise<{ history: AREpochReport[]; bestEpoch: number }> {
   const { split } = data;
   const trainers = Array.from(split.trainUsers).filter((u) => split.train[u].length > 0);
   const validUsers = subsetUsers(usersWithTarget(split, 'valid'), Math.min(o.maxValidUsers, 500), o.seed + 7);

@@ -40,9 +40,19 @@ export class CodeTrie {
     return this.children.length;
   }
 
-  /** Valid next codes after a prefix node, ascending. */
-  next(node: number): [code: number, child: number][] {
-    return [...this.children[node].entries()].sort((a, b) => a[0] - b[0]);
+  /** Sorted child lists, built on first use (beam search asks for the same nodes many times). */
+  private readonly sorted: ([code: number, child: number][] | undefined)[] = [];
+
+  /** Valid next codes after a prefix node, ascending (a shared array: do not modify). */
+  next(node: number): readonly [code: number, child: number][] {
+    let s = this.sorted[node];
+    if (s === undefined) {
+      const m = this.children[node];
+      if (m === undefined) throw new RangeError(`trie node ${node} does not exist (0..${this.children.length - 1})`);
+      s = [...m.entries()].sort((a, b) => a[0] - b[0]);
+      this.sorted[node] = s;
+    }
+    return s;
   }
 
   /** Items whose code tuple ends at this node (empty for inner nodes). */

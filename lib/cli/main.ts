@@ -4,6 +4,8 @@
 import { Command } from 'commander';
 import { registerBaseline } from './baseline.js';
 import { registerDemo } from './demo.js';
+
+import { registerBench } from './bench.js';
 import { registerEval } from './eval.js';
 import { registerInfo } from './info.js';
 import { registerStats } from './stats.js';
@@ -23,6 +25,7 @@ registerBaseline(program);
 registerTrain(program);
 registerDemo(program);
 registerEval(program);
+registerBench(program);
 registerTokenize(program);
 registerRecommend(program);
 registerScore(program);

@@ -103,7 +103,7 @@ export function t5BucketTable(bidirectional: boolean, numBuckets: number, maxDis
   return t;
 }
 
-function checkTensors(config: T5Config, tensors: Record<string, Float32Array>): Record<string, number[]> {
+export function checkT5Tensors(config: T5Config, tensors: Record<string, Float32Array>): Record<string, number[]> {
   const shapes = t5TensorShapes(config);
   for (const [name, shape] of Object.entries(shapes)) {
     const t = tensors[name];
@@ -118,7 +118,7 @@ function checkTensors(config: T5Config, tensors: Record<string, Float32Array>): 
   return shapes;
 }
 
-function checkHead(head: T5HeadLayer[], dModel: number): number {
+export function checkHead(head: T5HeadLayer[], dModel: number): number {
   if (head.length === 0) throw new RangeError('exportT5Onnx: head must have at least one layer when given');
   const first = head[0].inFeatures;
   if (!(Number.isInteger(first) && first > 0 && first % dModel === 0)) {
@@ -150,41 +150,34 @@ function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
   return t;
 }
 
-/**
- * Builds the ONNX model of a T5 backbone from Hugging Face-named float32 tensors (shapes as in
- * t5TensorShapes(config); extra tensors such as lm_head.weight are ignored).
- *
- * Inputs: input_ids int64 (B, S); attention_mask int64 or float (B, S), 1 = token, 0 = padding;
- * decoder_input_ids int64 (B, T). Outputs: decoder_hidden float (B, T, dModel); with a head,
- * z float (B, out); optionally encoder_hidden float (B, S, dModel).
- */
-export function exportT5Onnx(config: T5Config, tensors: Record<string, Float32Array>, opts: T5OnnxExportOptions = {}): Uint8Array {
-  validateT5Config(config);
-  const shapes = checkTensors(config, tensors);
-  const opset = opts.opset ?? 17;
-  if (!(Number.isInteger(opset) && opset >= 13 && opset <= 17)) throw new RangeError(`exportT5Onnx: opset must be 13..17, got ${opset}`);
-  const maskType = opts.attentionMaskType ?? 'int64';
-  if (maskType !== 'int64' && maskType !== 'float') throw new RangeError(`exportT5Onnx: attentionMaskType must be 'int64' or 'float', got '${maskType}'`);
-  const headT = opts.head ? checkHead(opts.head, config.dModel) : undefined;
+/** The building blocks of T5 graphs (full encoder-decoder here, encoder and decoder step in lib/ar/onnx-export.ts). */
+export type T5GraphParts = ReturnType<typeof t5GraphParts>;
 
+/**
+ * Graph pieces of a T5 over `g`, weights from HF-named `tensors` (checked against `shapes`).
+ * Weights become initializers on first use (once each).
+ */
+export function t5GraphParts(g: GraphBuilder, config: T5Config, tensors: Record<string, Float32Array>, shapes: Record<string, number[]>) {
   const { dModel: d, numHeads: H, dKv, layerNormEpsilon: eps } = config;
   const inner = H * dKv;
   const NEG = -3.4028234663852886e38; // torch.finfo(torch.float32).min, HF's mask value
-  const g = new GraphBuilder('t5');
-  const io = T5_ONNX_IO;
-  const decLen: Dim = headT ?? 'dec_len';
-  const inputIds = g.input(io.inputIds, 'int64', ['batch', 'enc_len']);
-  const attentionMask = g.input(io.attentionMask, maskType, ['batch', 'enc_len']);
-  const decoderInputIds = g.input(io.decoderInputIds, 'int64', ['batch', decLen]);
-
+  const made = new Map<string, string>();
+  const once = (key: string, make: () => string) => {
+    let v = made.get(key);
+    if (v === undefined) {
+      v = make();
+      made.set(key, v);
+    }
+    return v;
+  };
   // Weights: HF names; linear weights stored transposed ((in, out), name + '.T') so that x @ W^T is
   // one MatMul.
-  const param = (name: string) => g.initializer(name, shapes[name], tensors[name]);
-  const linearT = (name: string) => {
-    const [out, inn] = shapes[name];
-    return g.initializer(`${name}.T`, [inn, out], transpose(tensors[name], out, inn));
-  };
-  const shared = param('shared.weight');
+  const param = (name: string) => once(name, () => g.initializer(name, shapes[name], tensors[name]));
+  const linearT = (name: string) =>
+    once(`${name}.T`, () => {
+      const [out, inn] = shapes[name];
+      return g.initializer(`${name}.T`, [inn, out], transpose(tensors[name], out, inn));
+    });
 
   const rmsNorm = (x: string, weightName: string, hint: string) => {
     // Written as Pow -> ReduceMean -> Add -> Sqrt -> Div -> Mul, the pattern ONNX Runtime fuses
@@ -199,29 +192,37 @@ export function exportT5Onnx(config: T5Config, tensors: Record<string, Float32Ar
   // q, k, v projections as one MatMul against the concatenated (d, 3 * inner) weight (k, v only
   // for cross-attention, whose q comes from the decoder), split afterwards: one larger GEMM
   // instead of three small ones.
-  const fusedT = (names: string[], hint: string) => {
-    const parts = names.map((n) => transpose(tensors[n], inner, d)); // each (d, inner)
-    const w = new Float32Array(d * inner * parts.length);
-    for (let r = 0; r < d; r++) parts.forEach((p, j) => w.set(p.subarray(r * inner, (r + 1) * inner), (r * parts.length + j) * inner));
-    return g.initializer(hint, [d, inner * parts.length], w);
-  };
+  const fusedT = (names: string[], hint: string) =>
+    once(hint, () => {
+      const parts = names.map((n) => transpose(tensors[n], inner, d)); // each (d, inner)
+      const w = new Float32Array(d * inner * parts.length);
+      for (let r = 0; r < d; r++) parts.forEach((p, j) => w.set(p.subarray(r * inner, (r + 1) * inner), (r * parts.length + j) * inner));
+      return g.initializer(hint, [d, inner * parts.length], w);
+    });
   const split = (x: string, n: number) => g.node('Split', [x, g.int64(Array(n).fill(inner))], { axis: -1 }, { nOutputs: n });
+  /** Self-attention q, k, v (B, L, inner) of a normalised input (B, L, d). */
+  const selfQkv = (x: string, prefix: string) => split(g.op('MatMul', [x, fusedT(['q', 'k', 'v'].map((p) => `${prefix}.${p}.weight`), `${prefix}.qkv.weight.T`)]), 3);
+  /** Cross-attention k, v (B, S, inner) of the encoder states (B, S, d). */
+  const crossKv = (enc: string, prefix: string) => split(g.op('MatMul', [enc, fusedT(['k', 'v'].map((p) => `${prefix}.${p}.weight`), `${prefix}.kv.weight.T`)]), 2);
+  /** Attention core: probs = softmax(q k^T + bias) (no 1/sqrt(dKv): T5 folds it into the q init); ctx = probs v, merged and projected. */
+  const attend = (qh: string, kT: string, vh: string, bias: string, prefix: string) => {
+    const scores = g.op('Add', [g.op('MatMul', [qh, kT]), bias], {}, `${prefix}.scores`);
+    const probs = g.op('Softmax', [scores], { axis: -1 });
+    return g.op('MatMul', [probs, vh]);
+  };
+  const merge = (ctxHeads: string, prefix: string) => {
+    const ctx = g.op('Reshape', [g.op('Transpose', [ctxHeads], { perm: [0, 2, 1, 3] }), g.int64([0, 0, inner])]);
+    return g.op('MatMul', [ctx, linearT(`${prefix}.o.weight`)], {}, `${prefix}.out`);
+  };
   const attention = (xq: string, xkv: string | null, prefix: string, bias: string) => {
     let q: string, k: string, v: string;
     if (xkv === null) {
-      [q, k, v] = split(g.op('MatMul', [xq, fusedT(['q', 'k', 'v'].map((p) => `${prefix}.${p}.weight`), `${prefix}.qkv.weight.T`)]), 3);
+      [q, k, v] = selfQkv(xq, prefix);
     } else {
       q = g.op('MatMul', [xq, linearT(`${prefix}.q.weight`)]);
-      [k, v] = split(g.op('MatMul', [xkv, fusedT(['k', 'v'].map((p) => `${prefix}.${p}.weight`), `${prefix}.kv.weight.T`)]), 2);
+      [k, v] = crossKv(xkv, prefix);
     }
-    const qh = heads(q, [0, 2, 1, 3]);
-    const kT = heads(k, [0, 2, 3, 1]);
-    const vh = heads(v, [0, 2, 1, 3]);
-    // T5 does not scale the scores by 1/sqrt(dKv) (the scaling is folded into the q init).
-    const scores = g.op('Add', [g.op('MatMul', [qh, kT]), bias], {}, `${prefix}.scores`);
-    const probs = g.op('Softmax', [scores], { axis: -1 });
-    const ctx = g.op('Reshape', [g.op('Transpose', [g.op('MatMul', [probs, vh])], { perm: [0, 2, 1, 3] }), g.int64([0, 0, inner])]);
-    return g.op('MatMul', [ctx, linearT(`${prefix}.o.weight`)], {}, `${prefix}.out`);
+    return merge(attend(heads(q, [0, 2, 1, 3]), heads(k, [0, 2, 3, 1]), heads(v, [0, 2, 1, 3]), bias, prefix), prefix);
   };
   const feedForward = (x: string, prefix: string) => {
     const h = g.op('Relu', [g.op('MatMul', [x, linearT(`${prefix}.wi.weight`)])]);
@@ -229,41 +230,75 @@ export function exportT5Onnx(config: T5Config, tensors: Record<string, Float32Ar
   };
 
   // Relative offsets (key - query) of a length-L sequence: (L, L) int64.
-  const lengthOf = (ids: string, hint: string) => g.op('Gather', [g.op('Shape', [ids]), g.int64([1], [])], { axis: 0 }, hint);
+  const lengthOf = (ids: string, hint: string, axis = 1) => g.op('Gather', [g.op('Shape', [ids]), g.int64([axis], [])], { axis: 0 }, hint);
   const relativeOffsets = (len: string, hint: string) => {
     const pos = g.op('Range', [g.int64([0], []), len, g.int64([1], [])]);
     const query = g.op('Unsqueeze', [pos, g.int64([1])]);
     const key = g.op('Unsqueeze', [pos, g.int64([0])]);
     return g.op('Sub', [key, query], {}, hint);
   };
-  // Position bias (1, H, L, L) from the stack's table (numBuckets, H).
+  // Position bias (1, H, Q, L) of offsets (Q, L) from the stack's table (numBuckets, H).
   const positionBias = (offsets: string, tableName: string, bidirectional: boolean, hint: string) => {
     const maxD = config.relativeAttentionMaxDistance;
     const buckets = g.constant(`${hint}.bucket_of_offset`, [2 * maxD + 1], t5BucketTable(bidirectional, config.relativeAttentionNumBuckets, maxD));
     const idx = g.op('Add', [g.op('Clip', [offsets, g.int64([-maxD], []), g.int64([maxD], [])]), g.int64([maxD], [])]);
     const bucket = g.op('Gather', [buckets, idx], { axis: 0 }, `${hint}.buckets`);
-    const bias = g.op('Gather', [param(tableName), bucket], { axis: 0 }); // (L, L, H)
+    const bias = g.op('Gather', [param(tableName), bucket], { axis: 0 }); // (Q, L, H)
     return g.op('Unsqueeze', [g.op('Transpose', [bias], { perm: [2, 0, 1] }), g.int64([0])], {}, hint);
   };
-
   // Padding mask, additive: (B, 1, 1, S), 0 for tokens and float32's lowest value for padding.
-  const maskF = maskType === 'float' ? attentionMask : g.op('Cast', [attentionMask], { to: 1 });
-  const padAdd = g.op('Mul', [g.op('Sub', [g.float(1), maskF]), g.float(NEG)]);
-  const padBias = g.op('Unsqueeze', [padAdd, g.int64([1, 2])], {}, 'encoder.padding_bias');
+  const paddingBias = (attentionMask: string, maskType: 'int64' | 'float') => {
+    const maskF = maskType === 'float' ? attentionMask : g.op('Cast', [attentionMask], { to: 1 });
+    const padAdd = g.op('Mul', [g.op('Sub', [g.float(1), maskF]), g.float(NEG)]);
+    return g.op('Unsqueeze', [padAdd, g.int64([1, 2])], {}, 'encoder.padding_bias');
+  };
+  /** The encoder stack: ids (B, S) -> final-norm states (B, S, d). */
+  const encoder = (inputIds: string, padBias: string) => {
+    const encOffsets = relativeOffsets(lengthOf(inputIds, 'enc_len'), 'encoder.offsets');
+    const encPos = positionBias(encOffsets, 'encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight', true, 'encoder.position_bias');
+    const encBias = g.op('Add', [encPos, padBias], {}, 'encoder.attention_bias'); // (B, H, S, S)
+    let x = g.op('Gather', [param('shared.weight'), inputIds], { axis: 0 }, 'encoder.embeddings');
+    for (let i = 0; i < config.numEncoderLayers; i++) {
+      const b = `encoder.block.${i}`;
+      const n0 = rmsNorm(x, `${b}.layer.0.layer_norm.weight`, `${b}.layer.0.norm`);
+      x = g.op('Add', [x, attention(n0, null, `${b}.layer.0.SelfAttention`, encBias)], {}, `${b}.layer.0.residual`);
+      const n1 = rmsNorm(x, `${b}.layer.1.layer_norm.weight`, `${b}.layer.1.norm`);
+      x = g.op('Add', [x, feedForward(n1, `${b}.layer.1.DenseReluDense`)], {}, `${b}.layer.1.residual`);
+    }
+    return rmsNorm(x, 'encoder.final_layer_norm.weight', 'encoder.final_norm');
+  };
+  return { NEG, inner, param, linearT, rmsNorm, heads, selfQkv, crossKv, attend, merge, attention, feedForward, lengthOf, relativeOffsets, positionBias, paddingBias, encoder };
+}
 
-  // ---- encoder ----
-  const encOffsets = relativeOffsets(lengthOf(inputIds, 'enc_len'), 'encoder.offsets');
-  const encPos = positionBias(encOffsets, 'encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight', true, 'encoder.position_bias');
-  const encBias = g.op('Add', [encPos, padBias], {}, 'encoder.attention_bias'); // (B, H, S, S)
-  let x = g.op('Gather', [shared, inputIds], { axis: 0 }, 'encoder.embeddings');
-  for (let i = 0; i < config.numEncoderLayers; i++) {
-    const b = `encoder.block.${i}`;
-    const n0 = rmsNorm(x, `${b}.layer.0.layer_norm.weight`, `${b}.layer.0.norm`);
-    x = g.op('Add', [x, attention(n0, null, `${b}.layer.0.SelfAttention`, encBias)], {}, `${b}.layer.0.residual`);
-    const n1 = rmsNorm(x, `${b}.layer.1.layer_norm.weight`, `${b}.layer.1.norm`);
-    x = g.op('Add', [x, feedForward(n1, `${b}.layer.1.DenseReluDense`)], {}, `${b}.layer.1.residual`);
-  }
-  const encoderHidden = rmsNorm(x, 'encoder.final_layer_norm.weight', 'encoder.final_norm');
+/**
+ * Builds the ONNX model of a T5 backbone from Hugging Face-named float32 tensors (shapes as in
+ * t5TensorShapes(config); extra tensors such as lm_head.weight are ignored).
+ *
+ * Inputs: input_ids int64 (B, S); attention_mask int64 or float (B, S), 1 = token, 0 = padding;
+ * decoder_input_ids int64 (B, T). Outputs: decoder_hidden float (B, T, dModel); with a head,
+ * z float (B, out); optionally encoder_hidden float (B, S, dModel).
+ */
+export function exportT5Onnx(config: T5Config, tensors: Record<string, Float32Array>, opts: T5OnnxExportOptions = {}): Uint8Array {
+  validateT5Config(config);
+  const shapes = checkT5Tensors(config, tensors);
+  const opset = opts.opset ?? 17;
+  if (!(Number.isInteger(opset) && opset >= 13 && opset <= 17)) throw new RangeError(`exportT5Onnx: opset must be 13..17, got ${opset}`);
+  const maskType = opts.attentionMaskType ?? 'int64';
+  if (maskType !== 'int64' && maskType !== 'float') throw new RangeError(`exportT5Onnx: attentionMaskType must be 'int64' or 'float', got '${maskType}'`);
+  const headT = opts.head ? checkHead(opts.head, config.dModel) : undefined;
+
+  const { dModel: d } = config;
+  const g = new GraphBuilder('t5');
+  const io = T5_ONNX_IO;
+  const decLen: Dim = headT ?? 'dec_len';
+  const inputIds = g.input(io.inputIds, 'int64', ['batch', 'enc_len']);
+  const attentionMask = g.input(io.attentionMask, maskType, ['batch', 'enc_len']);
+  const decoderInputIds = g.input(io.decoderInputIds, 'int64', ['batch', decLen]);
+  const t5 = t5GraphParts(g, config, tensors, shapes);
+  const { param, attention, feedForward, rmsNorm, relativeOffsets, lengthOf, positionBias, NEG } = t5;
+  const shared = param('shared.weight');
+  const padBias = t5.paddingBias(attentionMask, maskType);
+  const encoderHidden = t5.encoder(inputIds, padBias);
 
   // ---- decoder ----
   const decOffsets = relativeOffsets(lengthOf(decoderInputIds, 'dec_len'), 'decoder.offsets');
