@@ -13,7 +13,7 @@
 // the service for CPU, so the numbers are a lower bound.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Agent, request } from 'node:http';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { packageRoot } from '../lib/native/addon.js';
 import { describeMachine, machineInfo } from './machine.js';
@@ -88,13 +88,26 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-interface Row { concurrency: number; seconds: number; requests: number; failures: number; rps: number; p50ms: number; p90ms: number; p99ms: number; maxms: number; firstFailure?: string }
+/** CPU seconds (user + system, all threads) the service process has used: Linux /proc, when we started it. */
+function serviceCpuSeconds(): number | undefined {
+  if (!child?.pid) return undefined;
+  try {
+    const f = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+    const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return undefined;
+  }
+}
+
+interface Row { serviceCpuMsPerRequest?: number; concurrency: number; seconds: number; requests: number; failures: number; rps: number; p50ms: number; p90ms: number; p99ms: number; maxms: number; firstFailure?: string }
 
 async function run(concurrency: number): Promise<Row> {
   const latencies: number[] = [];
   let failures = 0;
   let firstFailure: string | undefined;
   const end = performance.now() + seconds * 1000;
+  const cpu0 = serviceCpuSeconds();
   const t0 = performance.now();
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (performance.now() < end) {
@@ -113,9 +126,11 @@ async function run(concurrency: number): Promise<Row> {
   }));
   const wall = (performance.now() - t0) / 1000;
   latencies.sort((a, b) => a - b);
-  const row = { concurrency, seconds: wall, requests: latencies.length + failures, failures, rps: latencies.length / wall, p50ms: percentile(latencies, 50), p90ms: percentile(latencies, 90), p99ms: percentile(latencies, 99), maxms: latencies[latencies.length - 1] ?? NaN, firstFailure };
+  const cpu1 = serviceCpuSeconds();
+  const serviceCpuMsPerRequest = cpu0 !== undefined && cpu1 !== undefined ? ((cpu1 - cpu0) * 1000) / Math.max(1, latencies.length + failures) : undefined;
+  const row = { serviceCpuMsPerRequest, concurrency, seconds: wall, requests: latencies.length + failures, failures, rps: latencies.length / wall, p50ms: percentile(latencies, 50), p90ms: percentile(latencies, 90), p99ms: percentile(latencies, 99), maxms: latencies[latencies.length - 1] ?? NaN, firstFailure };
   console.log(`concurrency ${String(concurrency).padStart(3)}: ${String(row.requests).padStart(6)} requests in ${wall.toFixed(1)} s, ${row.rps.toFixed(0).padStart(5)} req/s, ` +
-    `p50 ${row.p50ms.toFixed(1)} ms, p90 ${row.p90ms.toFixed(1)} ms, p99 ${row.p99ms.toFixed(1)} ms, max ${row.maxms.toFixed(1)} ms, ${failures} failed${firstFailure ? ` (first: ${firstFailure})` : ''}`);
+    `p50 ${row.p50ms.toFixed(1)} ms, p90 ${row.p90ms.toFixed(1)} ms, p99 ${row.p99ms.toFixed(1)} ms, max ${row.maxms.toFixed(1)} ms, ${serviceCpuMsPerRequest !== undefined ? `service ${serviceCpuMsPerRequest.toFixed(1)} CPU-ms/request, ` : ''}${failures} failed${firstFailure ? ` (first: ${firstFailure})` : ''}`);
   return row;
 }
 

@@ -7,7 +7,7 @@ import { Recommender, type Recommendation } from '../lib/serve/recommender.js';
 import { createService } from '../lib/serve/http.js';
 import { tempDir } from './helpers/tmp.js';
 import { buildServeModel } from './helpers/serve-model.js';
-import { ROOT } from './helpers/cli.js';
+import { ROOT, runCli } from './helpers/cli.js';
 
 const tmp = tempDir('tokenrec-serve-http-');
 let dir: string;
@@ -130,6 +130,17 @@ describe('HTTP service under overload', () => {
     } finally {
       await small.close();
     }
+  });
+});
+
+describe('tokenrec recommend', () => {
+  it('prints the same recommendations as the library, and a clear error for an unknown user', async () => {
+    const r = runCli(['recommend', dir, '--user', 'u9', '-k', '6', '--json', '--threads', '1'], { NODE_NO_WARNINGS: '1' });
+    expect(r.status, r.stderr).toBe(0);
+    expectSame(JSON.parse(r.stdout) as Recommendation, await direct.recommend({ user: 'u9', k: 6 }));
+    const bad = runCli(['recommend', dir, '--user', 'nobody'], { NODE_NO_WARNINGS: '1' });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr.trim()).toBe("tokenrec: unknown user 'nobody'");
   });
 });
 

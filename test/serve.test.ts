@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Recommender, type Recommendation } from '../lib/serve/recommender.js';
+import { Recommender, lengthRuns, type Recommendation } from '../lib/serve/recommender.js';
 import { RecommenderError } from '../lib/serve/errors.js';
 import { loadCfStage } from '../lib/cf/store.js';
 import { loadLLMStage } from '../lib/llm/stage.js';
@@ -145,6 +145,21 @@ describe('Recommender', () => {
     expect(n).toBe(150);
   });
 
+  it('scoreAll reports a bad user id, and stopping early leaves nothing unhandled', async () => {
+    const drain = async (it: AsyncIterable<Recommendation>) => {
+      for await (const _ of it) void _;
+    };
+    await expect(drain(rec.scoreAll(['u1', 'u2', 'ghost'], { batchSize: 2 }))).rejects.toMatchObject({ code: 'ERR_TOKENREC_UNKNOWN_USER' });
+    // the second batch (with 'ghost') fails while the first is being read; the reader stops
+    const seen: string[] = [];
+    for await (const r of rec.scoreAll(['u1', 'u2', 'ghost', 'u3'], { batchSize: 2 })) {
+      seen.push(r.user!);
+      break;
+    }
+    expect(seen).toEqual(['u1']);
+    await new Promise((r) => setTimeout(r, 200)); // let the failed batch settle inside this test
+  });
+
   it('score writes one JSON line per user, atomically', async () => {
     const out = join(tmp.dir, 'scores', 'all.jsonl');
     const r = await scoreToFile(rec, out, { k: 5, batchSize: 32 });
@@ -204,6 +219,18 @@ describe('Recommender', () => {
     await expect(rec.recommendBatch([{ user: 'u1' }, { user: 'ghost' }])).rejects.toThrow(/request 1: unknown user 'ghost'/);
     // still serving
     expect((await rec.recommend({ user: 'u1', k: 3 })).items).toHaveLength(3);
+  });
+});
+
+describe('lengthRuns', () => {
+  it('cuts runs at the batch size and where padding would exceed 30 % of the tokens', () => {
+    const p = (n: number) => ({ tokens: new Array<number>(n).fill(1) });
+    const lens = (runs: { tokens: number[] }[][]) => runs.map((r) => r.map((x) => x.tokens.length));
+    expect(lens(lengthRuns([p(10), p(10), p(11), p(12)], 64))).toEqual([[10, 10, 11, 12]]);
+    expect(lens(lengthRuns([p(10), p(10), p(10)], 2))).toEqual([[10, 10], [10]]);
+    // 3 * 20 = 60 > 1.3 * 40: the long prompt starts a run of its own
+    expect(lens(lengthRuns([p(10), p(10), p(20), p(21)], 64))).toEqual([[10, 10], [20, 21]]);
+    expect(lengthRuns([], 8)).toEqual([]);
   });
 });
 

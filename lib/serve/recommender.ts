@@ -198,6 +198,32 @@ class CodeTable {
   }
 }
 
+/** Padded tokens a run may hold beyond its prompts' own tokens, as a fraction of them. */
+const MAX_PADDING = 0.3;
+
+/**
+ * Splits prompts sorted by length into runs of at most `max`, cutting where padding to the
+ * run's longest prompt would exceed MAX_PADDING of the real tokens: the backbone is
+ * compute-bound at realistic prompt lengths, so a padded token costs as much as a real one.
+ */
+export function lengthRuns<T extends { tokens: number[] }>(sorted: T[], max: number): T[][] {
+  const runs: T[][] = [];
+  let run: T[] = [];
+  let tokens = 0;
+  for (const p of sorted) {
+    const len = p.tokens.length;
+    if (run.length > 0 && (run.length === max || (run.length + 1) * len > (1 + MAX_PADDING) * (tokens + len))) {
+      runs.push(run);
+      run = [];
+      tokens = 0;
+    }
+    run.push(p);
+    tokens += len;
+  }
+  if (run.length) runs.push(run);
+  return runs;
+}
+
 /** The dataset's string ids and the training split, reloaded and checked against the manifest. */
 function loadIds(dir: string, m: Manifest, opts: RecommenderOptions): { users: string[]; items: string[]; split: Split } {
   let dataset = opts.dataset;
@@ -465,10 +491,12 @@ export class Recommender {
       const tokens = promptTokens(this.vocab, userCodes, items, { user: 0, history: this.promptHistory(r.history), target: -1 }, 'seen', 0);
       prompts.push({ b, tokens });
     });
+    // Runs of similar prompt length: a run pads every prompt to its longest, and attention and
+    // feed-forward cost grow with the padded length.
+    prompts.sort((x, y) => x.tokens.length - y.tokens.length || x.b - y.b);
     const session = this.live();
     const queries = this.vocab.decoderQueryIds();
-    for (let s = 0; s < prompts.length; s += this.batchSize) {
-      const part = prompts.slice(s, s + this.batchSize);
+    for (const part of lengthRuns(prompts, this.batchSize)) {
       const p = padPrompts(part.map((x) => x.tokens));
       const dec = new Int32Array(p.batch * queries.length);
       for (let b = 0; b < p.batch; b++) dec.set(queries, b * queries.length);
@@ -526,23 +554,26 @@ export class Recommender {
     const batch = opts.batchSize ?? 256;
     if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`batchSize must be a positive integer, got ${batch}`);
     const source: Iterable<string> = users ?? (function* (ids: string[]) { for (let u = 0; u < ids.length; u++) yield ids[u]; })(this.userIds);
+    // Every batch gets a no-op handler at once: a batch that fails while the consumer is still
+    // reading the previous one (or has stopped reading) must not be an unhandled rejection; the
+    // failure still reaches the consumer through the await below.
+    const start = (reqs: RecommendRequest[]) => {
+      const p = this.recommendBatch(reqs);
+      p.catch(() => undefined);
+      return p;
+    };
     let pending: Promise<Recommendation[]> | undefined;
     let chunk: RecommendRequest[] = [];
     for (const user of source) {
       chunk.push({ user, k: opts.k, excludeSeen: opts.excludeSeen });
       if (chunk.length === batch) {
-        const next = this.recommendBatch(chunk);
+        const next = start(chunk);
         chunk = [];
-        if (pending) {
-          // Attach a handler now so a failure of `next` is not an unhandled rejection while we wait.
-          next.catch(() => undefined);
-          yield* await pending;
-        }
+        if (pending) yield* await pending;
         pending = next;
       }
     }
-    const last = chunk.length ? this.recommendBatch(chunk) : undefined;
-    last?.catch(() => undefined);
+    const last = chunk.length ? start(chunk) : undefined;
     if (pending) yield* await pending;
     if (last) yield* await last;
   }
