@@ -11,15 +11,14 @@ import { evaluatePopularity } from '../baselines/pop.js';
 import { usersWithTarget } from '../eval/evaluate.js';
 import { trainingInteractions } from '../data/split.js';
 import { formatMetrics } from '../eval/metrics.js';
-import { stageIsCurrent } from '../io/manifest.js';
+import { requireManifest, stageIsCurrent } from '../io/manifest.js';
 import { setNumThreads, type Backend } from '../native/addon.js';
 import { addDataOptions, loadSplitFromCli, type DataCliOptions } from './data-options.js';
 import { parseTokenizerCliValue, runTokenizerStage, tokenizerCliOptions, type TokenizerStageProgress } from '../tokenizer/stage.js';
 import type { TokenizerConfigInput } from '../tokenizer/config.js';
 import { DEFAULT_LLM_STAGE, LLM_STAGE, runLLMStage, type LLMStageConfig } from '../llm/stage.js';
 import { T5_PRESETS, type T5PresetName } from '../t5/config.js';
-import { stageIsCurrent as llmStageIsCurrent } from '../io/manifest.js';
-import { requireManifest } from '../io/manifest.js';
+import { writeModelIds } from '../io/ids.js';
 
 export interface TrainCliOptions extends DataCliOptions {
   out: string;
@@ -162,7 +161,8 @@ async function trainCfStage(data: string, o: TrainCliOptions): Promise<void> {
     history: result.history,
   };
   const csr = trainingCsr(split);
-  saveCfStage(o.out, manifest, { config, vectors: result, trainPtr: csr.ptr, trainIdx: csr.idx, metrics });
+  const idsFile = writeModelIds(o.out, dataset, split, manifest.dataset.fingerprint);
+  saveCfStage(o.out, manifest, { config, vectors: result, trainPtr: csr.ptr, trainIdx: csr.idx, metrics, extraFiles: [idsFile] });
   rmSync(checkpoint, { force: true });
   try {
     rmdirSync(join(o.out, 'checkpoints')); // only when empty: other stages may keep theirs there
@@ -262,7 +262,7 @@ async function trainLlmStage(data: string, o: TrainCliOptions): Promise<void> {
   const cfg = llmStageConfig(o);
   const manifest = requireManifest(o.out);
   const rec = manifest.stages[LLM_STAGE];
-  if (!o.force && rec && llmStageIsCurrent(o.out, manifest, LLM_STAGE, rec.config) && JSON.stringify({ ...cfg, hash: (rec.config as { hash?: string }).hash }) === JSON.stringify(rec.config)) {
+  if (!o.force && rec && stageIsCurrent(o.out, manifest, LLM_STAGE, rec.config) && JSON.stringify({ ...cfg, hash: (rec.config as { hash?: string }).hash }) === JSON.stringify(rec.config)) {
     if (o.json) console.log(JSON.stringify({ stage: LLM_STAGE, upToDate: true, dir: o.out, metrics: rec.metrics }));
     else console.log(`${o.out}: stage llm is up to date; --force retrains`);
     return;

@@ -36,6 +36,7 @@ import { FaissIndex, faissAvailable } from '../retrieval/faiss.js';
 import { backendInfo, resolveBackend, type Backend } from '../native/addon.js';
 import { loadDatasetFromCli } from '../cli/data-options.js';
 import { RecommenderError, badRequest } from './errors.js';
+import { IDS_FILE, readModelIds } from '../io/ids.js';
 
 export type Scoring = 'cosine' | 'dot';
 
@@ -224,8 +225,31 @@ export function lengthRuns<T extends { tokens: number[] }>(sorted: T[], max: num
   return runs;
 }
 
-/** The dataset's string ids and the training split, reloaded and checked against the manifest. */
-function loadIds(dir: string, m: Manifest, opts: RecommenderOptions): { users: string[]; items: string[]; split: Split } {
+/** Ids of a model directory: the dataset's string ids, and the histories of users held out of training. */
+interface ModelIds {
+  users: string[];
+  items: string[];
+  /** Held-out (unseen) user -> its history (the training graph has no row for it). */
+  unseenHistory: Map<number, Int32Array>;
+}
+
+/**
+ * The dataset's string ids: from the model directory's ids.json (written by `train`, part of the
+ * cf stage, so its sha256 is checked), else by reloading the training data and checking its split
+ * fingerprint against the manifest.
+ */
+function loadIds(dir: string, m: Manifest, opts: RecommenderOptions): ModelIds {
+  const idsPath = join(dir, IDS_FILE);
+  if (!opts.dataset && !opts.data && m.stages.cf?.files[IDS_FILE] && existsSync(idsPath)) {
+    const j = readModelIds(idsPath);
+    if (j.fingerprint !== m.dataset.fingerprint) throw new Error(`${idsPath} belongs to another dataset (fingerprint differs from the manifest's)`);
+    return { users: j.users, items: j.items, unseenHistory: new Map(j.unseen.map(([u, h]) => [u, Int32Array.from(h)])) };
+  }
+  const r = loadIdsFromData(dir, m, opts);
+  return { users: r.users, items: r.items, unseenHistory: new Map(Array.from(r.split.unseenUsers, (u) => [u, r.split.train[u]])) };
+}
+
+function loadIdsFromData(dir: string, m: Manifest, opts: RecommenderOptions): { users: string[]; items: string[]; split: Split } {
   let dataset = opts.dataset;
   const splitOpts = (m.dataset.split ?? {}) as { unseenFraction?: number; seed?: number; format?: never; userCol?: string; itemCol?: string; timeCol?: string };
   if (!dataset) {
@@ -273,7 +297,7 @@ export class Recommender {
   private constructor(init: {
     dir: string; manifest: Manifest; cf: LoadedCfStage; userTok: Tokenizer; itemTok: Tokenizer; userCodes: Codes; itemCodes: Codes;
     vocab: Vocabulary; llm: LLMStageConfig; session: OnnxRunner; index: SearchIndex; indexKind: 'native' | 'faiss'; scoring: Scoring;
-    backend: Backend; batchSize: number; threads?: number; users: string[]; items: string[]; split: Split;
+    backend: Backend; batchSize: number; threads?: number; users: string[]; items: string[]; unseenHistory: Map<number, Int32Array>;
   }) {
     this.dir = init.dir;
     this.manifest = init.manifest;
@@ -298,7 +322,7 @@ export class Recommender {
     this.userIds.forEach((id, u) => this.userOf.set(id, u));
     this.itemIds.forEach((id, i) => this.itemOf.set(id, i));
     // Held-out users took part in no training stage: the CSR has no row for them, their items come from the split.
-    for (const u of init.split.unseenUsers) this.extraHistory.set(u, init.split.train[u]);
+    for (const [u, h] of init.unseenHistory) this.extraHistory.set(u, h);
   }
 
   /**
@@ -339,7 +363,7 @@ export class Recommender {
         : await ItemIndex.create(cf.itemVectors, { dim: cf.dim, similarity: scoring });
       return new Recommender({
         dir, manifest, cf, userTok, itemTok, userCodes: codes.users, itemCodes: codes.items, vocab, llm, session, index, indexKind, scoring,
-        backend, batchSize, threads: opts.threads, users: ids.users, items: ids.items, split: ids.split,
+        backend, batchSize, threads: opts.threads, users: ids.users, items: ids.items, unseenHistory: ids.unseenHistory,
       });
     } catch (e) {
       userTok.dispose();
