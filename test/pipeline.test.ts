@@ -36,3 +36,18 @@ describe('tokenrec train (all stages)', () => {
     expect(performance.now() - t0).toBeLessThan(30_000);
   });
 });
+
+describe('tokenrec eval (llm stage)', () => {
+  it('reproduces the metrics recorded at training time, per prompt kind', () => {
+    const dir = join(tmp.dir, 'model');
+    const m = requireManifest(dir);
+    const llm = m.stages.llm.metrics as { test: Record<string, { hr: Record<number, number> }> };
+    for (const prompt of ['seen', 'unseen']) {
+      const r = runCli(['eval', dir, '--stage', 'llm', '--prompt', prompt, '--json']);
+      expect(r.status, r.stderr).toBe(0);
+      const j = JSON.parse(r.stdout) as { metrics: { hr: Record<number, number> }; unseenMetrics?: { users: number } };
+      expect(j.metrics.hr[20]).toBeCloseTo(llm.test[prompt].hr[20], 10);
+      expect(j.unseenMetrics?.users).toBeGreaterThan(0);
+    }
+  });
+});
