@@ -30,7 +30,7 @@ function forwardFlops(c: T5Config, B: number, S: number, T: number): number {
   return c.numEncoderLayers * enc + c.numDecoderLayers * dec;
 }
 
-type BenchSgemm = (o: { m: number; n: number; k: number; iters: number; builtin: boolean }) => Promise<{ seconds: number; gflops: number; backend: string }>;
+type BenchSgemm = (o: { m: number; n: number; k: number; iters: number; builtin: boolean }) => Promise<{ seconds: number; cpuSeconds: number; gflops: number; backend: string }>;
 const benchSgemm = addon().benchSgemm as BenchSgemm;
 
 // GEMM alone, on t5-small's shapes for B*S = 1024 rows: projections (d -> 3I), FF in (d -> F), FF out (F -> d).
@@ -44,8 +44,14 @@ for (const [m, n, k, what] of [
   for (const builtin of [false, true]) {
     const iters = quick ? 2 : Math.max(2, Math.round(4e9 / (2 * m * n * k)));
     const r = await benchSgemm({ m, n, k, iters, builtin });
-    gemmRows.push({ what, m, n, k, backend: r.backend, gflops: r.gflops, ofPeak: r.gflops / peakGflops });
-    console.log(`sgemm ${what} (${m}x${k})·(${k}x${n}) ${r.backend}: ${r.gflops.toFixed(1)} GFLOP/s (${((100 * r.gflops) / peakGflops).toFixed(0)}% of peak)`);
+    // Per CPU-second: the rate per core while the threads actually ran, times the thread count
+    // (what the kernel does with the cores to itself; the wall rate depends on the machine's load).
+    const cpuGflops = (2 * m * n * k * iters) / (r.cpuSeconds / threads) / 1e9;
+    gemmRows.push({ what, m, n, k, backend: r.backend, gflops: r.gflops, ofPeak: r.gflops / peakGflops, cpuGflops, cpuOfPeak: cpuGflops / peakGflops });
+    console.log(
+      `sgemm ${what} (${m}x${k})·(${k}x${n}) ${r.backend}: ${r.gflops.toFixed(1)} GFLOP/s wall (${((100 * r.gflops) / peakGflops).toFixed(0)}% of peak); ` +
+        `${cpuGflops.toFixed(1)} GFLOP/s per CPU time x ${threads} threads (${((100 * cpuGflops) / peakGflops).toFixed(0)}% of peak)`,
+    );
     if (r.backend === 'builtin' && !builtin) break; // no BLAS in this build: the two are the same
   }
 }
@@ -68,6 +74,8 @@ for (const p of presets) {
   await model.forward(batch);
   await model.backward(grad);
   let fwdMs = 0, bwdMs = 0, stepMs = 0;
+  const cpu0 = process.cpuUsage();
+  let fwdBwdWall = 0;
   for (let s = 0; s < steps; s++) {
     const t0 = performance.now();
     await model.forward(batch);
@@ -79,7 +87,13 @@ for (const p of presets) {
     fwdMs += t1 - t0;
     bwdMs += t2 - t1;
     stepMs += t3 - t2;
+    fwdBwdWall += t3 - t0;
   }
+  // CPU time of the whole process (all threads) per step: on a shared machine the wall time
+  // includes waiting for a core; cpuMs / threads is what the step would take with the cores to itself.
+  const cpu = process.cpuUsage(cpu0);
+  const cpuMsPerStep = (cpu.user + cpu.system) / 1000 / steps;
+  const busyFraction = (cpuMsPerStep * steps) / fwdBwdWall / threads;
   fwdMs /= steps;
   bwdMs /= steps;
   stepMs /= steps;
@@ -89,14 +103,18 @@ for (const p of presets) {
   const row = {
     preset: p.preset, params: model.numParameters(), vocab: p.vocab, B: p.B, S: p.S, T: p.T, fwdMs, bwdMs, stepMs,
     tokensPerS: tokens / ((fwdMs + bwdMs) / 1000), tokensPerSWithStep: tokens / ((fwdMs + bwdMs + stepMs) / 1000),
-    gflops, ofPeak: gflops / peakGflops,
+    gflops, ofPeak: gflops / peakGflops, cpuMsPerStep, busyFraction,
+    tokensPerSIfCoresFree: tokens / ((cpuMsPerStep / threads) / 1000),
   };
   rows.push(row);
   console.log(
     `${p.preset} (${(row.params / 1e6).toFixed(2)}M params) B=${p.B} S=${p.S} T=${p.T}: forward ${fwdMs.toFixed(0)} ms, backward ${bwdMs.toFixed(0)} ms, AdamW ${stepMs.toFixed(0)} ms; ` +
-      `${Math.round(row.tokensPerS)} tokens/s fwd+bwd (${Math.round(row.tokensPerSWithStep)} with the step); ${gflops.toFixed(1)} GFLOP/s = ${(100 * row.ofPeak).toFixed(0)}% of peak`,
+      `${Math.round(row.tokensPerS)} tokens/s fwd+bwd (${Math.round(row.tokensPerSWithStep)} with the step); ${gflops.toFixed(1)} GFLOP/s = ${(100 * row.ofPeak).toFixed(0)}% of peak; ` +
+      `CPU ${cpuMsPerStep.toFixed(0)} ms/step (cores busy ${(100 * busyFraction).toFixed(0)}% of the wall time => ${Math.round(row.tokensPerSIfCoresFree)} tokens/s with the cores to itself, step included)`,
   );
   model.dispose();
 }
 mkdirSync(join('bench', 'results'), { recursive: true });
-writeFileSync(join('bench', 'results', 't5-train.json'), JSON.stringify({ machine, threads, peakGflops, gemm: gemmRows, rows }, null, 2) + '\n');
+// TOKENREC_GEMM=builtin runs (the built-in GEMM for the model too) go to their own file.
+const file = process.env.TOKENREC_GEMM === 'builtin' ? 't5-train-builtin.json' : 't5-train.json';
+writeFileSync(join('bench', 'results', file), JSON.stringify({ machine, threads, peakGflops, gemm: gemmRows, rows }, null, 2) + '\n');

@@ -4,14 +4,14 @@
 //   npm run build && node dist/bench/topk.js [--sizes 100000,1000000] [--batches 1,64,1024]
 //        [--dim 64] [--k 20] [--seconds 2] [--naive-limit 20000000] [--out bench/results/topk.json]
 //
-// Prints backendInfo() and the machine, then one row per (N, batch, method): queries/s, ms per
-// batch, GFLOP/s (2*N*dim per query) and GB/s (N*dim*4 item bytes per batch), and ratios to faiss
-// and to the naive loop. The naive loop runs only where N*batch <= --naive-limit (it would take
+// Prints backendInfo() and the machine, then one row per (N, batch, method): queries/s (wall),
+// queries per CPU-second, ms per batch, GFLOP/s (2*N*dim per query) and GB/s (N*dim*4 item bytes
+// per batch), and ratios to faiss and to the naive loop. The naive loop runs only where N*batch <= --naive-limit (it would take
 // minutes on the large cases). Writes the results as JSON to --out.
 //
 // faiss runs OpenMP threads: OMP_NUM_THREADS defaults to the native kernels' thread count and
 // OPENBLAS_NUM_THREADS to 1 (set before any addon loads, as faiss-node reads them at load time).
-import { cpus, loadavg, totalmem } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { readFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -21,6 +21,7 @@ process.env.OMP_NUM_THREADS ??= threadsWanted;
 process.env.OPENBLAS_NUM_THREADS ??= '1';
 
 const { backendInfo, packageRoot } = await import('../lib/native/addon.js');
+const { machineInfo, describeMachine } = await import('./machine.js');
 const { ItemIndex } = await import('../lib/retrieval/topk.js');
 const { FaissIndex, faissAvailable } = await import('../lib/retrieval/faiss.js');
 
@@ -82,17 +83,22 @@ function naiveTopK(items: Float32Array, norms: Float32Array, queries: Float32Arr
   return out;
 }
 
-async function time(fn: () => Promise<unknown> | unknown): Promise<{ seconds: number; reps: number }> {
+// Wall seconds per call, and process CPU seconds per call (all threads: the kernels' pool,
+// OpenMP's, the JS thread). On a shared machine the wall rate drops with the load; work per
+// CPU-second is steadier, and equals the wall rate times the threads that were busy.
+async function time(fn: () => Promise<unknown> | unknown): Promise<{ seconds: number; cpuSeconds: number; reps: number }> {
   await fn(); // warm-up
   let reps = 0;
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   let el = 0;
   do {
     await fn();
     reps++;
     el = (performance.now() - t0) / 1000;
   } while (el < minSeconds);
-  return { seconds: el / reps, reps };
+  const c = process.cpuUsage(c0);
+  return { seconds: el / reps, cpuSeconds: (c.user + c.system) / 1e6 / reps, reps };
 }
 
 function cpuModel(): { model: string; mhz: number; flags: string } {
@@ -115,16 +121,19 @@ const lanes = /\bavx512f\b/.test(cpu.flags) ? 16 : /\bavx2\b/.test(cpu.flags) ? 
 // Peak fp32: cores x GHz x lanes x 2 FMA pipes x 2 flops (Zen 3 / Haswell-class: 2 FMA units).
 const peakGflops = (cores * cpu.mhz * lanes * (fma ? 4 : 2)) / 1000;
 let bandwidth: number | undefined;
+let bandwidthBusy: number | undefined;
 const benchExe = join(packageRoot(), 'build', 'bench_topk');
 if (existsSync(benchExe)) {
   const out = execFileSync(benchExe, ['--bandwidth'], { encoding: 'utf8' });
-  bandwidth = Number(/([\d.]+) GB\/s/.exec(out)?.[1]);
+  const m = /read bandwidth: ([\d.]+) GB\/s \(\d+ threads; ([\d.]+) GB\/s per busy-thread time\)/.exec(out);
+  bandwidth = m ? Number(m[1]) : undefined;
+  bandwidthBusy = m ? Number(m[2]) : undefined;
 }
 const faiss = faissAvailable();
 
-console.log(`machine: ${cpu.model}, ${cores} cores @ ${cpu.mhz.toFixed(0)} MHz, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+console.log(`machine: ${describeMachine()}; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} (other work on the machine slows every method)`);
 console.log(`backendInfo(): ${JSON.stringify(info)}`);
-console.log(`peak fp32 ~${peakGflops.toFixed(0)} GFLOP/s (${cores} cores x ${lanes} lanes x ${fma ? '2 FMA units x 2' : '2'} flops); measured read bandwidth ${bandwidth?.toFixed(1) ?? '?'} GB/s (build/bench_topk --bandwidth)`);
+console.log(`peak fp32 ~${peakGflops.toFixed(0)} GFLOP/s (${cores} cores x ${lanes} lanes x ${fma ? '2 FMA units x 2' : '2'} flops); measured read bandwidth ${bandwidth?.toFixed(1) ?? '?'} GB/s wall, ${bandwidthBusy?.toFixed(1) ?? '?'} GB/s per busy-thread time (build/bench_topk --bandwidth)`);
 console.log(`faiss: ${faiss.ok ? `on (OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS}, OPENBLAS_NUM_THREADS=${process.env.OPENBLAS_NUM_THREADS})` : `off: ${faiss.reason}`}`);
 console.log(`dim ${dim}, k ${k}, cosine; at least ${minSeconds} s per measurement; naive loop where N*batch <= ${naiveLimit}\n`);
 
@@ -133,13 +142,15 @@ interface Row {
   batch: number;
   method: 'native' | 'faiss' | 'naive';
   queriesPerSecond: number;
+  /** Queries per CPU-second of the whole process. */
+  queriesPerCpuSecond: number;
   msPerBatch: number;
   gflops: number;
   gbps: number;
   reps: number;
 }
 const rows: Row[] = [];
-const head = ['N', 'batch', 'method', 'queries/s', 'ms/batch', 'GFLOP/s', 'GB/s', 'vs faiss', 'vs naive'];
+const head = ['N', 'batch', 'method', 'queries/s', 'q/cpu-s', 'ms/batch', 'GFLOP/s', 'GB/s', 'vs faiss', 'vs naive', 'cpu: vs faiss'];
 console.log(head.map((h, i) => (i < 3 ? h.padEnd(i === 2 ? 7 : 8) : h.padStart(10))).join(' '));
 
 for (const N of sizes) {
@@ -155,12 +166,13 @@ for (const N of sizes) {
   for (const batch of batches) {
     const queries = vectors(batch, 1000 + batch);
     const res: Partial<Record<Row['method'], Row>> = {};
-    const record = (method: Row['method'], t: { seconds: number; reps: number }) => {
+    const record = (method: Row['method'], t: { seconds: number; cpuSeconds: number; reps: number }) => {
       const r: Row = {
         N,
         batch,
         method,
         queriesPerSecond: batch / t.seconds,
+        queriesPerCpuSecond: batch / t.cpuSeconds,
         msPerBatch: t.seconds * 1000,
         gflops: (2 * N * dim * batch) / t.seconds / 1e9,
         gbps: (N * dim * 4) / t.seconds / 1e9,
@@ -184,10 +196,11 @@ for (const N of sizes) {
       const r = res[m];
       if (!r) continue;
       const vs = (o?: Row) => (o ? (r.queriesPerSecond / o.queriesPerSecond).toFixed(2) + 'x' : '-');
+      const vsCpu = (o?: Row) => (o ? (r.queriesPerCpuSecond / o.queriesPerCpuSecond).toFixed(2) + 'x' : '-');
       console.log(
         [String(N).padEnd(8), String(batch).padEnd(8), m.padEnd(7), r.queriesPerSecond.toFixed(1).padStart(10),
-          r.msPerBatch.toFixed(2).padStart(10), r.gflops.toFixed(1).padStart(10), r.gbps.toFixed(1).padStart(10),
-          vs(res.faiss).padStart(10), vs(res.naive).padStart(10)].join(' '),
+          r.queriesPerCpuSecond.toFixed(1).padStart(10), r.msPerBatch.toFixed(2).padStart(10), r.gflops.toFixed(1).padStart(10),
+          r.gbps.toFixed(1).padStart(10), vs(res.faiss).padStart(10), vs(res.naive).padStart(10), vsCpu(res.faiss).padStart(13)].join(' '),
       );
     }
   }
@@ -201,7 +214,7 @@ writeFileSync(
   JSON.stringify(
     {
       date: new Date().toISOString(),
-      machine: { cpu: cpu.model, cores, mhz: cpu.mhz, memoryGiB: totalmem() / 2 ** 30, loadavg: loadavg(), peakGflops, readBandwidthGBps: bandwidth },
+      machine: { ...machineInfo(), mhz: cpu.mhz, loadavg: loadavg(), peakGflops, readBandwidthGBps: bandwidth, readBandwidthBusyGBps: bandwidthBusy },
       backendInfo: info,
       faiss: { ...faiss, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS, OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS },
       params: { dim, k, minSeconds, naiveLimit, similarity: 'cosine' },

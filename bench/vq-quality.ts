@@ -3,9 +3,9 @@
 // number of distinct K-tuples and the collisions. Inputs: model directories holding a CF stage
 // (`tokenrec train <data> --out <dir> --stage cf`), or `synthetic:<users>x<items>` for seeded
 // clustered vectors. Prints a Markdown table; raw results in bench/results/vq-quality.json.
-//   npm run build && node dist/bench/vq-quality.js [--epochs N] [--K 3] [--L 256] <dir|synthetic:UxI> ...
+//   npm run build && node dist/bench/vq-quality.js [--epochs N] [--K 3] [--L 256] [--lr X] [--out file.json] <dir|synthetic:UxI> ...
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { runTokenizerStage } from '../lib/tokenizer/stage.js';
 import { trainTokenizer, type TokenizerStats } from '../lib/tokenizer/train.js';
 import { clusteredVectors } from '../lib/tokenizer/synthetic.js';
@@ -15,6 +15,7 @@ import { describeMachine, machineInfo } from './machine.js';
 const args = process.argv.slice(2);
 const input: TokenizerConfigInput = {};
 const inputs: string[] = [];
+let outFile = join('bench', 'results', 'vq-quality.json');
 for (let i = 0; i < args.length; i++) {
   const a = args[i];
   if (a === '--epochs') input.epochs = Number(args[++i]);
@@ -22,6 +23,8 @@ for (let i = 0; i < args.length; i++) {
   else if (a === '--L') input.L = Number(args[++i]);
   else if (a === '--mask') input.maskRate = Number(args[++i]);
   else if (a === '--seed') input.seed = Number(args[++i]);
+  else if (a === '--lr') input.lr = Number(args[++i]);
+  else if (a === '--out') outFile = args[++i];
   else inputs.push(a);
 }
 if (!inputs.length) {
@@ -65,5 +68,5 @@ for (const { input: src, entity, stats: s } of rows) {
       `${c.collisionGroups} (${c.collidingIds}) | ${s.secondsPerEpoch.toFixed(2)} |`,
   );
 }
-mkdirSync(join('bench', 'results'), { recursive: true });
-writeFileSync(join('bench', 'results', 'vq-quality.json'), JSON.stringify({ machine, config: input, rows }, null, 2) + '\n');
+mkdirSync(dirname(outFile), { recursive: true });
+writeFileSync(outFile, JSON.stringify({ machine, config: input, rows }, null, 2) + '\n');

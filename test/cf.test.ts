@@ -194,14 +194,14 @@ describe('CF stage (LightGCN / MF, native BPR training)', () => {
       expect(existsSync(join(out, 'checkpoints'))).toBe(false);
       const ev = JSON.parse((await run(['eval', out, '--stage', 'cf', '--split', 'test', '--json']))[0]);
       expect(ev.metrics).toEqual(trained.metrics.test);
-      const again = JSON.parse((await run(['train', data, '--out', out, '--dim', '16', '--layers', '2', '--epochs', '10', '--batch-size', '256', '--lr', '5e-3', '--no-progress', '--json']))[0]);
+      const again = JSON.parse((await run(['train', data, '--out', out, '--stage', 'cf', '--dim', '16', '--layers', '2', '--epochs', '10', '--batch-size', '256', '--lr', '5e-3', '--no-progress', '--json']))[0]);
       expect(again.upToDate).toBe(true);
-      await expect(run(['train', data, '--out', out, '--dim', '0', '--no-progress'])).rejects.toThrow(/dim must be an integer >= 1/);
+      await expect(run(['train', data, '--out', out, '--stage', 'cf', '--dim', '0', '--no-progress'])).rejects.toThrow(/dim must be an integer >= 1/);
       // Another dataset into the same directory: refused, and the model is untouched.
       const before = readFileSync(join(out, 'manifest.json'), 'utf8');
       const data2 = join(dir, 'data2.txt');
       writeFileSync(data2, toOpenP5Text(syntheticDataset({ users: 100, items: 60, seed: 4 })));
-      await expect(run(['train', data2, '--out', out, '--epochs', '2', '--no-progress'])).rejects.toThrow(/another dataset or split/);
+      await expect(run(['train', data2, '--out', out, '--stage', 'cf', '--epochs', '2', '--no-progress'])).rejects.toThrow(/another dataset or split/);
       expect(readFileSync(join(out, 'manifest.json'), 'utf8')).toBe(before);
     } finally {
       rmSync(dir, { recursive: true, force: true });

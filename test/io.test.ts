@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeSafetensors, encodeSafetensors, expectTensor, f32, i32, readSafetensors, requireFinite, writeSafetensors } from '../lib/io/safetensors.js';
 import { openManifest, recordStage, requireManifest, splitFingerprint, stageIsCurrent, verifyStage, writeManifest } from '../lib/io/manifest.js';
@@ -85,5 +85,19 @@ describe('model directory', () => {
     expect(readFileSync(p, 'utf8')).toBe('two');
     expect(readdirSync(join(tmp.dir, 'atomic'))).toEqual(['f.txt']);
     expect(existsSync(p)).toBe(true);
+  });
+});
+
+describe('stage order', () => {
+  it('recording a stage drops the later stages built on its previous version', () => {
+    const split = splitLeaveOneOut(syntheticDataset({ users: 20, items: 10, seed: 1 }));
+    const dir = join(tmp.dir, 'order');
+    const m = openManifest(dir, { name: 's', fingerprint: splitFingerprint(split), users: 20, items: 10, interactions: 0 });
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'a.bin'), 'x');
+    for (const st of ['cf', 'tokenizer', 'llm']) recordStage(dir, m, st, {}, ['a.bin']);
+    expect(Object.keys(requireManifest(dir).stages)).toEqual(['cf', 'tokenizer', 'llm']);
+    recordStage(dir, requireManifest(dir), 'tokenizer', { v: 2 }, ['a.bin']);
+    expect(Object.keys(requireManifest(dir).stages)).toEqual(['cf', 'tokenizer']);
   });
 });

@@ -103,6 +103,28 @@ describe('T5Model API', () => {
     for (const m of [a, b, c]) m.dispose();
   });
 
+  it('training is reproducible for a seed (dropout included)', async () => {
+    const cfgD = t5Config('t5-tiny', 30, { dropoutRate: 0.2 });
+    const batch = { inputIds: new Int32Array([1, 2, 3, 4, 5, 6]), decoderInputIds: new Int32Array([0, 5, 0, 7]), batchSize: 2, train: true };
+    const run = async () => {
+      const m = T5Model.create(cfgD, 9);
+      const outs: Float32Array[] = [];
+      for (let s = 0; s < 3; s++) {
+        const out = await m.forward(batch);
+        outs.push(out);
+        await m.zeroGrad();
+        await m.backward(out); // d(0.5 |out|^2)
+        await m.step({ lr: 1e-2, weightDecay: 0.1, clipNorm: 1 });
+      }
+      const w = m.getTensors()['encoder.block.0.layer.1.DenseReluDense.wi.weight'];
+      m.dispose();
+      return { outs, w };
+    };
+    const a = await run(), b = await run();
+    expect(a.w).toEqual(b.w);
+    for (let s = 0; s < 3; s++) expect(a.outs[s]).toEqual(b.outs[s]);
+  });
+
   it('saves and loads safetensors checkpoints; bad names and shapes are clear errors', async () => {
     const dir = mkdtempSync(join(tmpdir(), 't5-'));
     try {

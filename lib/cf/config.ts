@@ -38,7 +38,7 @@ export interface FoldInConfig {
   seed: number;
 }
 
-export const FOLD_IN_DEFAULTS: FoldInConfig = { steps: 50, negatives: 64, lr: 0.05, l2: 1e-4, seed: 0 };
+export const FOLD_IN_DEFAULTS: FoldInConfig = { steps: 200, negatives: 64, lr: 0.05, l2: 1e-4, seed: 0 };
 
 /**
  * Defaults: LightGCN's reference settings (3 layers, d = 64, L2 1e-4, N(0, 0.1^2) initialisation,

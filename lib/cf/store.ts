@@ -42,6 +42,8 @@ export interface CfStageRecordInput {
   trainPtr: Int32Array;
   trainIdx: Int32Array;
   metrics: Record<string, unknown>;
+  /** Other files of the stage, already written into `dir` (e.g. ids.json), recorded with it. */
+  extraFiles?: string[];
 }
 
 /** Writes the CF stage into `dir` and records it in the manifest (atomically, see above). */
@@ -63,8 +65,8 @@ export function saveCfStage(dir: string, manifest: Manifest, s: CfStageRecordInp
   const file = `cf.${h.digest('hex').slice(0, 12)}.safetensors`;
   const previous = manifest.stages[CF_STAGE] ? Object.keys(manifest.stages[CF_STAGE].files) : [];
   writeSafetensors(join(dir, file), tensors, metadata);
-  const m = recordStage(dir, manifest, CF_STAGE, config as unknown as Record<string, unknown>, [file], s.metrics);
-  for (const f of previous) if (f !== file) rmSync(join(dir, f), { force: true });
+  const m = recordStage(dir, manifest, CF_STAGE, config as unknown as Record<string, unknown>, [file, ...(s.extraFiles ?? [])], s.metrics);
+  for (const f of previous) if (f !== file && !(s.extraFiles ?? []).includes(f)) rmSync(join(dir, f), { force: true });
   return m;
 }
 

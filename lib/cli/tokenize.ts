@@ -4,7 +4,7 @@
 // otherwise one per 2-D F32 tensor (or per --tensor). Writes tokenizer_<name>.safetensors,
 // tokenizer_codes.safetensors (<name>_codes, <name>_holdout) and manifest.json (stage 'tokenizer').
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
@@ -63,6 +63,7 @@ export async function runTokenize(
   const { out, tensor, threads: _t, json: _j, progress: _p, ...input } = o;
   const config = resolveTokenizerConfig(input);
   const path = resolve(vectorsPath);
+  if (!existsSync(path)) throw new Error(`${vectorsPath}: no such file (expected a safetensors file of vectors)`);
   const bytes = readFileSync(path);
   const { tensors } = readSafetensors(path);
   const picked = pickTensors(tensors, tensor, path);
@@ -105,6 +106,7 @@ export function formatTokenizerStats(entity: string, s: TokenizerStats): string 
       (s.reconHeldOut ? `, held-out ${s.reconHeldOut.mse.toExponential(3)} (${pct(s.reconHeldOut.relative)}, ${s.reconHeldOut.ids} ids)` : ''),
     `  codebooks: ${s.codebooks.map((b, k) => `#${k} ${pct(b.utilisation)} used, perplexity ${b.perplexity.toFixed(1)}`).join('; ')}`,
     `  K-tuples: ${c.distinctTuples} distinct, ${pct(c.uniqueFraction)} of ids unique, ${c.collisionGroups} shared tuples (${c.collidingIds} ids, largest ${c.maxGroupSize})`,
+    ...(s.extraCodeRange !== undefined ? [`  disambiguated: an extra code in [0, ${s.extraCodeRange}) makes every id's tuple unique`] : []),
   ].join('\n');
 }
 

@@ -11,9 +11,14 @@ import { evaluatePopularity } from '../baselines/pop.js';
 import { usersWithTarget } from '../eval/evaluate.js';
 import { trainingInteractions } from '../data/split.js';
 import { formatMetrics } from '../eval/metrics.js';
-import { stageIsCurrent } from '../io/manifest.js';
+import { requireManifest, stageIsCurrent } from '../io/manifest.js';
 import { setNumThreads, type Backend } from '../native/addon.js';
 import { addDataOptions, loadSplitFromCli, type DataCliOptions } from './data-options.js';
+import { parseTokenizerCliValue, runTokenizerStage, tokenizerCliOptions, type TokenizerStageProgress } from '../tokenizer/stage.js';
+import type { TokenizerConfigInput } from '../tokenizer/config.js';
+import { DEFAULT_LLM_STAGE, LLM_STAGE, runLLMStage, type LLMStageConfig } from '../llm/stage.js';
+import { T5_PRESETS, type T5PresetName } from '../t5/config.js';
+import { writeModelIds } from '../io/ids.js';
 
 export interface TrainCliOptions extends DataCliOptions {
   out: string;
@@ -33,6 +38,19 @@ export interface TrainCliOptions extends DataCliOptions {
   force?: boolean;
   json?: boolean;
   progress: boolean;
+  /** Tokenizer options (flags from tokenizerCliOptions), as parsed values. */
+  tokenizer: TokenizerConfigInput;
+  preset: T5PresetName;
+  llmEpochs?: number;
+  llmBatch?: number;
+  llmLr?: number;
+  historyCap?: number;
+  queries?: number;
+  samplesPerUser?: number;
+  gamma?: number;
+  llmSeed?: number;
+  maxValidUsers?: number;
+  dropout?: number;
 }
 
 function int(name: string) {
@@ -143,7 +161,8 @@ async function trainCfStage(data: string, o: TrainCliOptions): Promise<void> {
     history: result.history,
   };
   const csr = trainingCsr(split);
-  saveCfStage(o.out, manifest, { config, vectors: result, trainPtr: csr.ptr, trainIdx: csr.idx, metrics });
+  const idsFile = writeModelIds(o.out, dataset, split, manifest.dataset.fingerprint);
+  saveCfStage(o.out, manifest, { config, vectors: result, trainPtr: csr.ptr, trainIdx: csr.idx, metrics, extraFiles: [idsFile] });
   rmSync(checkpoint, { force: true });
   try {
     rmdirSync(join(o.out, 'checkpoints')); // only when empty: other stages may keep theirs there
@@ -168,7 +187,138 @@ async function trainCfStage(data: string, o: TrainCliOptions): Promise<void> {
   console.log(`model directory: ${o.out}`);
 }
 
-export const STAGES: Record<string, StageRunner> = { cf: trainCfStage };
+/** Trains the user and item MQ-Tokenizers on the CF stage's vectors (see lib/tokenizer/). */
+async function trainTokenizerStage(data: string, o: TrainCliOptions): Promise<void> {
+  requireManifest(o.out);
+  const bar = o.progress && !o.json ? new cliProgress.SingleBar({ format: 'tokenizer {entity} epoch {value}/{total} |{bar}| loss {loss}', hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic) : undefined;
+  let current = '';
+  const onProgress = (e: TokenizerStageProgress) => {
+    if (!bar) return;
+    const ev = e as unknown as { entity: string; epoch?: number; epochs?: number; loss?: number };
+    if (ev.epoch === undefined || ev.epochs === undefined) return;
+    if (current !== ev.entity) {
+      if (current) bar.stop();
+      bar.start(ev.epochs, 0, { entity: ev.entity, loss: '-' });
+      current = ev.entity;
+    }
+    bar.update(ev.epoch, { entity: ev.entity, loss: ev.loss?.toFixed(4) ?? '-' });
+  };
+  const t0 = performance.now();
+  let r;
+  try {
+    r = await runTokenizerStage(o.out, { ...o.tokenizer, force: o.force }, { onProgress });
+  } finally {
+    if (current) bar?.stop();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  if (o.json) {
+    console.log(JSON.stringify({ stage: 'tokenizer', dir: o.out, upToDate: r.upToDate, config: r.config, metrics: r.metrics, seconds }));
+    return;
+  }
+  if (r.upToDate) {
+    console.log(`${o.out}: stage tokenizer is up to date; --force retrains`);
+    return;
+  }
+  const m = r.metrics as Record<string, { codebooks: { utilisation: number; perplexity: number }[]; collisions: { ids: number; distinctTuples: number; uniqueFraction: number }; reconHeldOut?: { relative: number }; epochs: number }>;
+  for (const entity of ['user', 'item']) {
+    const s = m[entity];
+    const util = s.codebooks.map((c) => `${(100 * c.utilisation).toFixed(0)}%`).join('/');
+    const ppl = s.codebooks.map((c) => c.perplexity.toFixed(0)).join('/');
+    console.log(
+      `tokenizer ${entity}: ${s.collisions.ids} ids, codebook use ${util}, perplexity ${ppl}, ` +
+        `${s.collisions.distinctTuples} distinct tuples (${(100 * s.collisions.uniqueFraction).toFixed(1)}% of ids unique)` +
+        (s.reconHeldOut ? `, held-out relative reconstruction error ${s.reconHeldOut.relative.toFixed(3)}` : ''),
+    );
+  }
+  console.log(`tokenizers trained in ${seconds.toFixed(1)} s`);
+}
+
+function llmStageConfig(o: TrainCliOptions): LLMStageConfig {
+  const d = DEFAULT_LLM_STAGE;
+  const t = d.train;
+  return {
+    preset: o.preset ?? d.preset,
+    queries: o.queries ?? d.queries,
+    projHidden: d.projHidden,
+    dropout: o.dropout ?? d.dropout,
+    train: {
+      ...t,
+      epochs: o.llmEpochs ?? t.epochs,
+      batch: o.llmBatch ?? t.batch,
+      lr: o.llmLr ?? t.lr,
+      projLr: o.llmLr ?? t.projLr,
+      historyCap: o.historyCap ?? t.historyCap,
+      samplesPerUser: o.samplesPerUser ?? t.samplesPerUser,
+      gamma: o.gamma ?? t.gamma,
+      seed: o.llmSeed ?? t.seed,
+      maxValidUsers: o.maxValidUsers ?? t.maxValidUsers,
+    },
+  };
+}
+
+/** Trains LLM4Rec (T5 + projection) on the tokenizers' codes and the CF item vectors. */
+async function trainLlmStage(data: string, o: TrainCliOptions): Promise<void> {
+  const { split } = loadSplitFromCli(data, o);
+  const cfg = llmStageConfig(o);
+  const manifest = requireManifest(o.out);
+  const rec = manifest.stages[LLM_STAGE];
+  if (!o.force && rec && stageIsCurrent(o.out, manifest, LLM_STAGE, rec.config) && JSON.stringify({ ...cfg, hash: (rec.config as { hash?: string }).hash }) === JSON.stringify(rec.config)) {
+    if (o.json) console.log(JSON.stringify({ stage: LLM_STAGE, upToDate: true, dir: o.out, metrics: rec.metrics }));
+    else console.log(`${o.out}: stage llm is up to date; --force retrains`);
+    return;
+  }
+  const ac = new AbortController();
+  const onSigint = () => ac.abort();
+  process.once('SIGINT', onSigint);
+  const bar = o.progress && !o.json ? new cliProgress.SingleBar({ format: 'llm epoch {epoch}/{epochs} |{bar}| {value}/{total} batches  loss {loss}  valid NDCG@20 {ndcg}', hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic) : undefined;
+  let epoch = 1, ndcg = '-', started = false;
+  const log = (s: string) => (o.json ? process.stderr.write(s + '\n') : console.log(s));
+  let r;
+  try {
+    r = await runLLMStage(o.out, split, cfg, {
+      signal: ac.signal,
+      onMessage: log,
+      onBatch: (done, total, loss) => {
+        if (!bar) return;
+        const payload = { epoch, epochs: cfg.train.epochs, loss: loss.toFixed(4), ndcg };
+        if (!started) {
+          bar.start(total, done, payload);
+          started = true;
+        } else {
+          bar.setTotal(total);
+          bar.update(done, payload);
+        }
+      },
+      onEpoch: (e) => {
+        epoch = e.epoch + 1;
+        if (e.valid) ndcg = e.valid.ndcg20.toFixed(4);
+        if (!bar) log(`llm epoch ${e.epoch}: loss ${e.loss.toFixed(4)}, ${e.samplesPerSecond.toFixed(0)} samples/s${e.valid ? `, valid HR@20 ${e.valid.hr20.toFixed(4)} NDCG@20 ${e.valid.ndcg20.toFixed(4)}` : ''}`);
+      },
+    });
+  } finally {
+    if (started) bar?.stop();
+    process.removeListener('SIGINT', onSigint);
+  }
+  if (o.json) {
+    console.log(JSON.stringify({ stage: LLM_STAGE, dir: o.out, config: cfg, metrics: r.metrics }));
+    return;
+  }
+  const m = r.metrics as unknown as { test: Record<string, { hr: Record<number, number>; ndcg: Record<number, number> }>; testDot: { hr: Record<number, number>; ndcg: Record<number, number> }; testUnseenUsers?: { hr: Record<number, number>; ndcg: Record<number, number>; users: number }; bestEpoch: number; trainSeconds: number };
+  console.log(`LLM4Rec (${cfg.preset}): best epoch ${m.bestEpoch}, ${m.trainSeconds.toFixed(0)} s`);
+  for (const kind of ['seen', 'unseen', 'id-only']) console.log(`test, ${kind} prompt:`.padEnd(26) + formatMetrics(m.test[kind] as never).split('\n').join('   '));
+  console.log('test, dot-product scoring:'.padEnd(26) + formatMetrics(m.testDot as never).split('\n').join('   '));
+  if (m.testUnseenUsers) console.log(`test, unseen users (${m.testUnseenUsers.users}):`.padEnd(26) + formatMetrics(m.testUnseenUsers as never).split('\n').join('   '));
+  console.log(`model directory: ${o.out}`);
+}
+
+/** cf, then tokenizer, then llm; each skipped when its artifacts exist and match the configuration. */
+async function trainAll(data: string, o: TrainCliOptions): Promise<void> {
+  await trainCfStage(data, o);
+  await trainTokenizerStage(data, o);
+  await trainLlmStage(data, o);
+}
+
+export const STAGES: Record<string, StageRunner> = { cf: trainCfStage, tokenizer: trainTokenizerStage, llm: trainLlmStage, all: trainAll };
 
 export function registerTrain(program: Command): void {
   addDataOptions(
@@ -176,7 +326,7 @@ export function registerTrain(program: Command): void {
       .command('train <data>')
       .description('train a stage of the model into a model directory (stage cf: LightGCN or MF collaborative vectors)')
       .requiredOption('--out <dir>', 'model directory (created; an existing one must hold the same data and split)')
-      .addOption(new Option('--stage <stage>', 'stage to train').choices(Object.keys(STAGES)).default('cf'))
+      .addOption(new Option('--stage <stage>', 'stage to train (all: cf, tokenizer, llm in turn)').choices(Object.keys(STAGES)).default('all'))
       .addOption(new Option('--model <model>', 'cf: collaborative model').choices(['lightgcn', 'mf']).default('lightgcn'))
       .option('--dim <n>', 'cf: embedding dimension (default 64)', int('--dim'))
       .option('--layers <n>', 'cf: LightGCN layers (default 3)', int('--layers'))
@@ -189,10 +339,36 @@ export function registerTrain(program: Command): void {
       .option('--train-seed <n>', 'seed for initialisation and sampling (default 0)', int('--train-seed'))
       .addOption(new Option('--backend <backend>', 'kernels').choices(['auto', 'cpu', 'cuda']).default('cpu'))
       .option('--threads <n>', 'CPU threads for the kernels', int('--threads'))
+      .addOption(new Option('--preset <name>', 'llm: T5 preset').choices(Object.keys(T5_PRESETS)).default(DEFAULT_LLM_STAGE.preset))
+      .option('--llm-epochs <n>', `llm: maximum epochs (default ${DEFAULT_LLM_STAGE.train.epochs})`, int('--llm-epochs'))
+      .option('--llm-batch <n>', `llm: batch size (default ${DEFAULT_LLM_STAGE.train.batch})`, int('--llm-batch'))
+      .option('--llm-lr <x>', `llm: peak AdamW learning rate (default ${DEFAULT_LLM_STAGE.train.lr})`, num('--llm-lr'))
+      .option('--history-cap <n>', `llm: most history items in a prompt (default ${DEFAULT_LLM_STAGE.train.historyCap})`, int('--history-cap'))
+      .option('--queries <n>', `llm: decoder query tokens P (default ${DEFAULT_LLM_STAGE.queries})`, int('--queries'))
+      .option('--samples-per-user <n>', `llm: training samples per user per epoch (default ${DEFAULT_LLM_STAGE.train.samplesPerUser})`, int('--samples-per-user'))
+      .option('--gamma <x>', `llm: margin of the negative term (default ${DEFAULT_LLM_STAGE.train.gamma})`, num('--gamma'))
+      .option('--dropout <x>', `llm: dropout (default ${DEFAULT_LLM_STAGE.dropout})`, num('--dropout'))
+      .option('--max-valid-users <n>', `llm: validation users for model selection (default ${DEFAULT_LLM_STAGE.train.maxValidUsers})`, int('--max-valid-users'))
+      .option('--llm-seed <n>', 'llm: seed (default 0)', int('--llm-seed'))
       .option('--force', 'retrain even when the stage is up to date')
       .option('--no-progress', 'no progress bar')
       .option('--json', 'machine-readable result on stdout'),
-  ).action(async (data: string, o: TrainCliOptions) => {
+  );
+  const cmd = program.commands.find((c) => c.name() === 'train')!;
+  for (const t of tokenizerCliOptions) {
+    if (t.kind === 'bool') cmd.option(t.flags, t.description);
+    else cmd.option(t.flags, t.description, (v: string) => parseTokenizerCliValue(t.kind, t.flags.split(' ')[0], v));
+  }
+  cmd.action(async (data: string, o: TrainCliOptions) => {
+    const raw = o as unknown as Record<string, unknown>;
+    o.tokenizer = {};
+    for (const t of tokenizerCliOptions) {
+      const attr = t.flags.split(' ')[0].replace(/^--(no-)?/, '').replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+      const v = raw[attr];
+      if (t.kind === 'bool') {
+        if (t.flags.startsWith('--no-') ? v === false : v === true) (o.tokenizer as Record<string, unknown>)[t.key] = t.flags.startsWith('--no-') ? false : true;
+      } else if (v !== undefined) (o.tokenizer as Record<string, unknown>)[t.key] = v;
+    }
     if (o.threads !== undefined) setNumThreads(o.threads);
     await STAGES[o.stage](data, o);
   });

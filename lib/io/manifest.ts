@@ -103,6 +103,13 @@ export function writeManifest(dir: string, m: Manifest): void {
   writeFileAtomic(manifestPath(dir), JSON.stringify(m, null, 2) + '\n');
 }
 
+/**
+ * Pipeline order: each stage is built on the ones before it, so recording a stage drops the
+ * records of the stages after it (built on the previous version; they are retrained by the next
+ * `train`, and a Recommender refuses a directory without them).
+ */
+export const STAGE_ORDER = ['cf', 'tokenizer', 'llm', 'ar'] as const;
+
 /** Records a finished stage: hashes its files (already written) and rewrites the manifest. */
 export function recordStage(
   dir: string,
@@ -114,6 +121,8 @@ export function recordStage(
 ): Manifest {
   const hashes: Record<string, string> = {};
   for (const f of files) hashes[f] = sha256File(join(dir, f));
+  const at = (STAGE_ORDER as readonly string[]).indexOf(stage);
+  if (at >= 0) for (const later of STAGE_ORDER.slice(at + 1)) delete m.stages[later];
   m.stages[stage] = { config, files: hashes, metrics, completedAt: new Date().toISOString() };
   writeManifest(dir, m);
   return m;

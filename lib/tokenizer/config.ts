@@ -14,6 +14,8 @@ export interface TokenizerConfig {
   decHidden: number[];
   /** Probability that each input element is zeroed during training (per element, sample, epoch). */
   maskRate: number;
+  /** Each encoder draws its own mask (default false: one masked input for all K, as in the paper). */
+  independentMasks: boolean;
   /** Commitment-loss weight. */
   beta: number;
   /** AdamW. */
@@ -45,6 +47,7 @@ export const DEFAULT_TOKENIZER_CONFIG: TokenizerConfig = {
   encHidden: [128, 256],
   decHidden: [256, 128],
   maskRate: 0.2,
+  independentMasks: false,
   beta: 0.25,
   lr: 1e-3,
   weightDecay: 0.01,
@@ -93,6 +96,7 @@ export function resolveTokenizerConfig(input: TokenizerConfigInput = {}): Tokeni
   intIn('kmeansIters', c.kmeansIters, 0, 1000);
   intIn('reseedAfter', c.reseedAfter, 0);
   if (typeof c.kmeansInit !== 'boolean') throw new TypeError('tokenizer: kmeansInit must be a boolean');
+  if (typeof c.independentMasks !== 'boolean') throw new TypeError('tokenizer: independentMasks must be a boolean');
   if (typeof c.standardize !== 'boolean') throw new TypeError('tokenizer: standardize must be a boolean');
   if (typeof c.disambiguate !== 'boolean') throw new TypeError('tokenizer: disambiguate must be a boolean');
   return c;

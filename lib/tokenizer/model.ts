@@ -49,6 +49,7 @@ export class Tokenizer {
       eps: 1e-8,
       weightDecay: config.weightDecay,
       seed: config.seed,
+      independentMasks: config.independentMasks,
     });
     this.layoutCache = this.native.layout();
     this.mean = new Float32Array(dim);

@@ -36,6 +36,7 @@ export interface NativeMqConfig {
   eps: number;
   weightDecay: number;
   seed: number;
+  independentMasks: boolean;
 }
 
 /** Native model: parameters, AdamW state and scratch. Calls are serialised natively; dispose() frees it. */

@@ -43,6 +43,7 @@ export const tokenizerCliOptions: ReadonlyArray<{ flags: string; description: st
   { flags: '--K <n>', description: 'tokenizer: codebooks = codes per id (default 3)', key: 'K', kind: 'int' },
   { flags: '--L <n>', description: 'tokenizer: codewords per codebook (default 256)', key: 'L', kind: 'int' },
   { flags: '--mask <rate>', description: 'tokenizer: masking probability per element (default 0.2)', key: 'maskRate', kind: 'num' },
+  { flags: '--independent-masks', description: 'tokenizer: one mask per encoder (default: one masked input shared by the K encoders, as in the paper)', key: 'independentMasks', kind: 'bool' },
   { flags: '--codebook-dim <n>', description: 'tokenizer: codebook dimension d_c (default 512)', key: 'dc', kind: 'int' },
   { flags: '--enc-hidden <list>', description: 'tokenizer: encoder hidden widths, comma-separated (default 128,256; decoder mirrored)', key: 'encHidden', kind: 'list' },
   { flags: '--dec-hidden <list>', description: 'tokenizer: decoder hidden widths (default: the encoder\'s reversed)', key: 'decHidden', kind: 'list' },

@@ -3,7 +3,7 @@
 //   vqNearest({ a, codebooks, K, dim, backend }) -> Promise<{ idx: Int32Array (B*K), dist: Float32Array (B*K) }>
 //     a: Float32Array (B*K*dim) laid out (B, K, dim); codebooks: Float32Array (K*L*dim) laid out (K, L, dim).
 //   kmeans({ data, dim, L, iters, seed }) -> Promise<{ centroids: Float32Array (L*dim), mse: number }>
-//   new MqTokenizer({ d, K, L, dc, encHidden, decHidden, maskRate, beta, lr, beta1, beta2, eps, weightDecay, seed })
+//   new MqTokenizer({ d, K, L, dc, encHidden, decHidden, maskRate, beta, lr, beta1, beta2, eps, weightDecay, seed, independentMasks })
 //     .trainStep(x, rowIds, epoch) -> Promise<{ loss, recon, codebook, commitment, codes: Int32Array (B*K) }>
 //     .encode(x, backend?) -> Promise<{ codes: Int32Array (B*K), dist: Float32Array (B*K) }>   (no mask)
 //     .encoderOutputs(x) -> Promise<Float32Array (B*K*dc)>
@@ -154,6 +154,11 @@ class MqTokenizerJs : public Napi::ObjectWrap<MqTokenizerJs> {
     c.eps = float(num_prop(o, "eps", c.eps));
     c.weight_decay = float(num_prop(o, "weightDecay", c.weight_decay));
     c.seed = uint64_t(int_prop_or(o, "seed", 1, 0));
+    Napi::Value im = o.Get("independentMasks");
+    if (!im.IsUndefined()) {
+      if (!im.IsBoolean()) throw_type(env, "independentMasks must be a boolean");
+      c.independent_masks = im.As<Napi::Boolean>().Value();
+    }
     t_ = guard(env, [&] { return std::make_shared<MqTokenizer>(c); });
   }
 

@@ -96,12 +96,9 @@ class ItemIndexJs : public Napi::ObjectWrap<ItemIndexJs> {
     return PromiseWorker::Run(
         env,
         [ix, q, out, cuda] {
-          // The output size depends on the item count when the search runs (an add may land first).
-          out->kout = topk_columns(q.k, ix->size());
-          out->ids.resize(size_t(q.B * out->kout));
-          out->scores.resize(size_t(q.B * out->kout));
-          cuda ? ix->search_cuda(q, out->ids.data(), out->scores.data())
-               : ix->search_cpu(q, out->ids.data(), out->scores.data());
+          // The outputs are sized under the index lock: an add() running concurrently lands
+          // wholly before or after this search.
+          out->kout = cuda ? ix->search_cuda(q, out->ids, out->scores) : ix->search_cpu(q, out->ids, out->scores);
         },
         [out](Napi::Env e) -> Napi::Value {
           auto ids = Napi::Int32Array::New(e, out->ids.size());

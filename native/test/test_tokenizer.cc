@@ -39,7 +39,8 @@ std::vector<double> ref_mlp(const MlpShape& s, const double* p, const std::vecto
 // F(theta0) is the loss and grad F(theta0) is exactly the ST gradient (sg[.] = frozen at theta0).
 struct Reference {
   const MqTokenizer& t;
-  std::vector<double> x, xin;  // input, masked input (B, d)
+  std::vector<double> x;                 // input (B, d)
+  std::vector<std::vector<double>> xin;  // masked input of each encoder (K, B, d)
   int64_t B;
   std::vector<int32_t> w0;     // (B, K)
   std::vector<double> a0, c0;  // encoder outputs (B, K, dc) and chosen codewords (B, K, dc) at theta0
@@ -48,7 +49,7 @@ struct Reference {
     const auto& c = t.config();
     std::vector<double> a(size_t(B * c.K * c.dc));
     for (int64_t k = 0; k < c.K; ++k) {
-      auto out = ref_mlp(t.encoder_shape(), p.data() + t.encoder_offset(k), xin, B);
+      auto out = ref_mlp(t.encoder_shape(), p.data() + t.encoder_offset(k), xin[size_t(k)], B);
       for (int64_t b = 0; b < B; ++b)
         for (int64_t e = 0; e < c.dc; ++e) a[size_t((b * c.K + k) * c.dc + e)] = out[size_t(b * c.dc + e)];
     }
@@ -97,8 +98,9 @@ MqConfig tiny_config() {
 
 }  // namespace
 
-TEST(gradients_match_finite_differences_through_mask_encoders_st_decoder) {
+static void check_gradients(bool independent_masks) {
   MqConfig cfg = tiny_config();
+  cfg.independent_masks = independent_masks;
   MqTokenizer t(cfg);
   TestRng rng(21);
   const int64_t B = 7;
@@ -126,13 +128,17 @@ TEST(gradients_match_finite_differences_through_mask_encoders_st_decoder) {
 
   Reference ref{t, {}, {}, B, idx, {}, {}};
   ref.x.assign(x.begin(), x.end());
-  MaskSpec m{cfg.mask_rate, cfg.seed, epoch, ids.data()};
-  ref.xin = ref.x;
-  int masked = 0;
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t j = 0; j < cfg.d; ++j)
-      if (!mask_keep(m, uint64_t(ids[size_t(b)]), uint64_t(j))) ref.xin[size_t(b * cfg.d + j)] = 0, ++masked;
+  int masked = 0, differ = 0;
+  for (int64_t k = 0; k < cfg.K; ++k) {
+    MaskSpec m{cfg.mask_rate, independent_masks ? mask_seed_of_encoder(cfg.seed, k) : cfg.seed, epoch, ids.data()};
+    ref.xin.push_back(ref.x);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t j = 0; j < cfg.d; ++j)
+        if (!mask_keep(m, uint64_t(ids[size_t(b)]), uint64_t(j))) ref.xin.back()[size_t(b * cfg.d + j)] = 0, ++masked;
+    if (k > 0) differ += ref.xin[size_t(k)] != ref.xin[0];
+  }
   CHECK(masked > 0);  // the mask is really exercised
+  CHECK((differ > 0) == independent_masks);
   std::vector<double> p0(t.params(), t.params() + t.num_params());
   ref.a0 = ref.encoders(p0);
   ref.c0.resize(ref.a0.size());
@@ -180,6 +186,9 @@ TEST(gradients_match_finite_differences_through_mask_encoders_st_decoder) {
   CHECK(bad == 0);
   CHECK(enc_nonzero > 10);
 }
+
+TEST(gradients_match_finite_differences_through_mask_encoders_st_decoder) { check_gradients(false); }
+TEST(gradients_match_finite_differences_with_independent_masks) { check_gradients(true); }
 
 // Small model on clustered data (8 clusters in 8-D): something a tokenizer can learn quickly.
 static MqConfig small_config() {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <thread>
 #include <vector>
 
 #include "check.h"
@@ -207,4 +208,36 @@ TEST(rejects_bad_arguments) {
 #ifndef TOKENREC_HAVE_CUDA
   CHECK_THROWS(ix.search_cuda(TopkQuery{q, 1, 1, nullptr, nullptr}, ids, sc));
 #endif
+}
+
+TEST(searches_and_adds_run_concurrently) {
+  // Searches through the vector overloads (as the Node binding does) while another thread adds
+  // items: every search sees the index wholly before or after an add, with k > N at first.
+  TestRng rng(17);
+  const int64_t D = 8, k = 50;
+  ItemIndex ix(D, Similarity::Dot);
+  auto first = rng.vec(size_t(5 * D));
+  ix.add(first.data(), 5);
+  auto more = rng.vec(size_t(200 * D));
+  auto Q = rng.vec(size_t(3 * D));
+  std::thread adder([&] {
+    for (int64_t i = 0; i < 20; ++i) ix.add(more.data() + i * 10 * D, 10);
+  });
+  int bad = 0;
+  for (int it = 0; it < 200; ++it) {
+    std::vector<int32_t> ids;
+    std::vector<float> sc;
+    int64_t kout = ix.search_cpu(TopkQuery{Q.data(), 3, k, nullptr, nullptr}, ids, sc);
+    // kout = min(k, N) with N = 5 + 10 * (adds done): 5, 15, 25, 35, 45, then k.
+    bad += !(kout == k || (kout >= 5 && kout < k && (kout - 5) % 10 == 0));
+    bad += ids.size() != size_t(3 * kout);
+    for (int64_t b = 0; b < 3; ++b)
+      for (int64_t i = 0; i < kout; ++i) {
+        bad += ids[size_t(b * kout + i)] < 0 || ids[size_t(b * kout + i)] >= 205;
+        if (i) bad += sc[size_t(b * kout + i)] > sc[size_t(b * kout + i - 1)];
+      }
+  }
+  adder.join();
+  CHECK(bad == 0);
+  CHECK(ix.size() == 205);
 }

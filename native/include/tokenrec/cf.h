@@ -157,7 +157,7 @@ int32_t sample_negative(const CfGraph& g, int64_t u, uint64_t& rng_state);
 // ---- vectors for users unseen in training (fold-in) ------------------------------------------
 
 struct FoldInConfig {
-  int steps = 50;         // Adam steps on each new user's ego vector
+  int steps = 200;        // Adam steps on each new user's ego vector (chosen on validation, docs/RESULTS.md)
   int negatives = 64;     // uniform negatives per positive and step
   float lr = 0.05f;
   float lambda = 1e-4f;

@@ -3,7 +3,8 @@
 //   op(A) is (M, K): A is (M, K) with row stride lda, or (K, M) when trans_a.
 //   op(B) is (K, N): B is (K, N) with row stride ldb, or (N, K) when trans_b.
 // Uses the system CBLAS when the build found one, else a built-in cache-blocked kernel;
-// gemm_backend() says which. Multi-threaded through parallel_for in the built-in path.
+// gemm_backend() says which; TOKENREC_GEMM=builtin (environment) forces the built-in kernel.
+// Multi-threaded through parallel_for in the built-in path; OpenBLAS gets num_threads() threads.
 #pragma once
 #include <cstdint>
 

@@ -34,11 +34,17 @@ struct MqConfig {
   float beta = 0.25f;                          // commitment weight
   float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.01f;
   uint64_t seed = 1;
+  // false: one masked input shared by the K encoders (the paper); true: each encoder draws its own
+  // mask (seed mask_seed_of_encoder(seed, k)), which decorrelates the K codebooks' training signals.
+  bool independent_masks = false;
 
   void validate() const;
   MlpShape encoder_shape() const;
   MlpShape decoder_shape() const;
 };
+
+// Mask seed of encoder k when MqConfig::independent_masks is set.
+inline uint64_t mask_seed_of_encoder(uint64_t seed, int64_t k) { return mix64(seed ^ (0x9E3779B97F4A7C15ull * uint64_t(k + 1))); }
 
 struct MqStepStats {
   double loss = 0, recon = 0, codebook = 0, commitment = 0;

@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
+#include <vector>
 
 #include "tokenrec/rank.h"     // Similarity
 #include "tokenrec/scoring.h"  // PackedItems
@@ -59,13 +60,21 @@ class ItemIndex {
   int64_t dim() const { return D_; }
   Similarity similarity() const { return sim_; }
 
-  // ids: (B, kout) output, scores: (B, kout) output, kout = topk_columns(q.k, size()).
+  // ids: (B, kout) output, scores: (B, kout) output, kout = topk_columns(q.k, size()). The
+  // caller sizes them, so no add() may run between reading size() and this call; the vector
+  // overloads below size the outputs under the index lock instead (what the Node binding uses).
   void search_cpu(const TopkQuery& q, int32_t* ids, float* scores) const;
   // Same contract on the GPU (the items are uploaded on first use and after add()); throws
   // ErrorCode::Cuda when CUDA is not compiled in or no device is usable.
   void search_cuda(const TopkQuery& q, int32_t* ids, float* scores);
+  // Resize ids and scores to (B, kout) while holding the lock; return kout.
+  int64_t search_cpu(const TopkQuery& q, std::vector<int32_t>& ids, std::vector<float>& scores) const;
+  int64_t search_cuda(const TopkQuery& q, std::vector<int32_t>& ids, std::vector<float>& scores);
 
  private:
+  // The searches proper; the caller holds mu_ (shared).
+  void search_cpu_locked(const TopkQuery& q, int32_t* ids, float* scores) const;
+  void search_cuda_locked(const TopkQuery& q, int32_t* ids, float* scores);
   void validate(const TopkQuery& q) const;
   int64_t D_;
   Similarity sim_;

@@ -37,13 +37,15 @@ void pack_a(bool ta, const float* A, int64_t lda, int64_t i0, int64_t k0, int64_
     int64_t mr = std::min(MR, mc - s);
     float* d = dst + s * kc;
     if (!ta) {
-      for (int64_t r = 0; r < MR; ++r) {
-        if (r < mr) {
-          const float* src = A + (i0 + s + r) * lda + k0;
-          for (int64_t k = 0; k < kc; ++k) d[k * MR + r] = src[k];
-        } else {
-          for (int64_t k = 0; k < kc; ++k) d[k * MR + r] = 0.f;
-        }
+      // Rows are read in parallel (MR streams) so that the strip is written sequentially.
+      const float* rows[MR];
+      for (int64_t r = 0; r < MR; ++r) rows[r] = r < mr ? A + (i0 + s + r) * lda + k0 : nullptr;
+      if (mr == MR) {
+        for (int64_t k = 0; k < kc; ++k)
+          for (int64_t r = 0; r < MR; ++r) d[k * MR + r] = rows[r][k];
+      } else {
+        for (int64_t k = 0; k < kc; ++k)
+          for (int64_t r = 0; r < MR; ++r) d[k * MR + r] = r < mr ? rows[r][k] : 0.f;
       }
     } else {
       for (int64_t k = 0; k < kc; ++k) {
@@ -143,7 +145,25 @@ void block_multiply(const float* Ap, const float* Bp, int64_t mc, int64_t nc, in
     const float* b = Bp + j * kc;
     for (int64_t i = 0; i < mc; i += MR) {
       int64_t mr = std::min(MR, mc - i);
+#ifdef TOKENREC_GEMM_AVX2
+      // The C tile is read back after the micro-kernel: fetch it meanwhile (its rows are ldc apart).
+      for (int64_t r = 0; r < mr; ++r) {
+        _mm_prefetch(reinterpret_cast<const char*>(C + (i + r) * ldc + j), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(C + (i + r) * ldc + j + NR - 1), _MM_HINT_T0);
+      }
+#endif
       micro_kernel(Ap + i * kc, b, kc, acc);
+#ifdef TOKENREC_GEMM_AVX2
+      if (nr == NR) {
+        const __m256 va = _mm256_set1_ps(alpha);
+        for (int64_t r = 0; r < mr; ++r) {
+          float* c = C + (i + r) * ldc + j;
+          _mm256_storeu_ps(c, _mm256_fmadd_ps(va, _mm256_load_ps(acc + r * NR), _mm256_loadu_ps(c)));
+          _mm256_storeu_ps(c + 8, _mm256_fmadd_ps(va, _mm256_load_ps(acc + r * NR + 8), _mm256_loadu_ps(c + 8)));
+        }
+        continue;
+      }
+#endif
       for (int64_t r = 0; r < mr; ++r) {
         float* c = C + (i + r) * ldc + j;
         const float* a = acc + r * NR;

@@ -12,17 +12,6 @@
 namespace tokenrec::t5 {
 namespace {
 
-// Dot product with several accumulators (vectorises without -ffast-math).
-inline float dot(const float* a, const float* b, int64_t n) {
-  float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int r = 0; r < 8; ++r) s[r] += a[i + r] * b[i + r];
-  float t = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-  for (; i < n; ++i) t += a[i] * b[i];
-  return t;
-}
-
 inline void axpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
@@ -115,11 +104,21 @@ void attention_forward(const AttnDims& d, const float* q, int64_t ldq, const flo
                        float* probs, float* ctx) {
   const int64_t B = d.B, Lq = d.Lq, Lk = d.Lk, H = d.H, dk = d.dk, inner = H * dk;
   parallel_for(0, B * H, 1, [&](int64_t lo, int64_t hi) {
+    // This head's keys transposed, (dk, Lk): a score row is then dk contiguous axpys over Lk,
+    // which vectorise, instead of Lk short dot products.
+    std::vector<float> kt(static_cast<size_t>(dk * Lk));
     for (int64_t bh = lo; bh < hi; ++bh) {
       int64_t b = bh / H, h = bh % H;
+      for (int64_t j = 0; j < Lk; ++j) {
+        const float* kj = k + (b * Lk + j) * ldk + h * dk;
+        for (int64_t x = 0; x < dk; ++x) kt[size_t(x * Lk + j)] = kj[x];
+      }
       for (int64_t i = 0; i < Lq; ++i) {
         float* p = probs + (bh * Lq + i) * Lk;
         const float* qi = q + (b * Lq + i) * ldq + h * dk;
+        std::fill(p, p + Lk, 0.f);
+        for (int64_t x = 0; x < dk; ++x) axpy(qi[x], kt.data() + x * Lk, p, Lk);
+        const float* bi = bias ? bias + (h * Lq + i) * Lk : nullptr;
         float mx = -std::numeric_limits<float>::infinity();
         for (int64_t j = 0; j < Lk; ++j) {
           bool allowed = (!key_mask || key_mask[b * Lk + j]) && (!causal || j <= i);
@@ -127,10 +126,8 @@ void attention_forward(const AttnDims& d, const float* q, int64_t ldq, const flo
             p[j] = -std::numeric_limits<float>::infinity();
             continue;
           }
-          float s = dot(qi, k + (b * Lk + j) * ldk + h * dk, dk);
-          if (bias) s += bias[(h * Lq + i) * Lk + j];
-          p[j] = s;
-          mx = std::max(mx, s);
+          if (bi) p[j] += bi[j];
+          mx = std::max(mx, p[j]);
         }
         if (mx == -std::numeric_limits<float>::infinity())
           fail(ErrorCode::InvalidArgument, "attention: query ", i, " of sequence ", b, " has no key to attend to (all padding)");
@@ -162,30 +159,33 @@ void attention_backward(const AttnDims& d, const float* q, int64_t ldq, const fl
   // in a fixed order afterwards (deterministic, no races).
   std::vector<float> dscores(dbias ? size_t(B * H * Lq * Lk) : 0);
   parallel_for(0, B * H, 1, [&](int64_t lo, int64_t hi) {
-    std::vector<float> row(static_cast<size_t>(Lk));
+    std::vector<float> row(static_cast<size_t>(Lk)), vt(static_cast<size_t>(dk * Lk));
     for (int64_t bh = lo; bh < hi; ++bh) {
       int64_t b = bh / H, h = bh % H;
       for (int64_t j = 0; j < Lk; ++j) {
         std::fill(dk_out + (b * Lk + j) * ldk + h * dk, dk_out + (b * Lk + j) * ldk + h * dk + dk, 0.f);
         std::fill(dv + (b * Lk + j) * ldv + h * dk, dv + (b * Lk + j) * ldv + h * dk + dk, 0.f);
+        const float* vj = v + (b * Lk + j) * ldv + h * dk;
+        for (int64_t x = 0; x < dk; ++x) vt[size_t(x * Lk + j)] = vj[x];  // (dk, Lk), as in forward
       }
       for (int64_t i = 0; i < Lq; ++i) {
         const float* p = probs + (bh * Lq + i) * Lk;
         const float* dr = drop ? drop + (bh * Lq + i) * Lk : nullptr;
         const float* g = dctx + (b * Lq + i) * inner + h * dk;
         const float* qi = q + (b * Lq + i) * ldq + h * dk;
-        // dP[j] = g . v_j (through dropout); dv_j += P_drop[j] g
+        // dP[j] = (g . v_j) * drop[j]; dv_j += P[j] drop[j] g
+        std::fill(row.begin(), row.end(), 0.f);
+        for (int64_t x = 0; x < dk; ++x) axpy(g[x], vt.data() + x * Lk, row.data(), Lk);
         double sdp = 0;
         for (int64_t j = 0; j < Lk; ++j) {
-          if (p[j] == 0.f) {  // masked (or underflowed) entries carry no gradient
+          float m = dr ? dr[j] : 1.f;
+          if (p[j] == 0.f || m == 0.f) {  // masked, underflowed or dropped: no gradient through here
             row[size_t(j)] = 0.f;
             continue;
           }
-          float m = dr ? dr[j] : 1.f;
-          float gp = m == 0.f ? 0.f : dot(g, v + (b * Lk + j) * ldv + h * dk, dk) * m;
-          if (m != 0.f) axpy(p[j] * m, g, dv + (b * Lk + j) * ldv + h * dk, dk);
-          row[size_t(j)] = gp;
-          sdp += double(gp) * p[j];
+          axpy(p[j] * m, g, dv + (b * Lk + j) * ldv + h * dk, dk);
+          row[size_t(j)] *= m;
+          sdp += double(row[size_t(j)]) * p[j];
         }
         // softmax backward: dS = P * (dP - sum(P dP))
         float* dqi = dq + (b * Lq + i) * ldq + h * dk;

@@ -266,10 +266,12 @@ void T5Model::forward(const T5Batch& bt, bool train, float* out) {
     resize(m, n);
     const uint64_t s0 = splitmix(call_seed ^ (site * 0xA24BAED4963EE407ull));
     const float p = c.dropout_rate, keep = 1.f / (1.f - p);
-    parallel_for(0, n, 1 << 14, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) {
-        float u = float(splitmix(s0 + uint64_t(i)) >> 40) / float(1ull << 24);
-        m[size_t(i)] = u < p ? 0.f : keep;
+    // One 64-bit hash gives four 16-bit uniforms (keep probability resolved to 1/65536).
+    const uint32_t cut = uint32_t(double(p) * 65536.0 + 0.5);
+    parallel_for(0, (n + 3) / 4, 1 << 12, [&](int64_t lo, int64_t hi) {
+      for (int64_t q = lo; q < hi; ++q) {
+        uint64_t r = splitmix(s0 + uint64_t(q));
+        for (int64_t e = 0; e < 4 && 4 * q + e < n; ++e) m[size_t(4 * q + e)] = uint32_t((r >> (16 * e)) & 0xFFFF) < cut ? 0.f : keep;
       }
     });
   };

@@ -92,6 +92,12 @@ inline void select_slice(const float* s, int64_t n, int32_t j0, Heap& heap, cons
     }
 }
 
+inline void prefetch_l2(const char* p, int64_t bytes) {
+#if defined(__GNUC__)
+  for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o, 0, 2);
+#endif
+}
+
 void require_finite(const float* x, int64_t rows, int64_t D, const char* name) {
   for (int64_t i = 0; i < rows * D; ++i)
     if (!std::isfinite(x[i]))
@@ -145,6 +151,33 @@ void ItemIndex::validate(const TopkQuery& q) const {
 
 void ItemIndex::search_cpu(const TopkQuery& q, int32_t* ids, float* scores) const {
   std::shared_lock<std::shared_mutex> lock(mu_);
+  search_cpu_locked(q, ids, scores);
+}
+
+int64_t ItemIndex::search_cpu(const TopkQuery& q, std::vector<int32_t>& ids, std::vector<float>& scores) const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  const int64_t kout = topk_columns(q.k, items_.N);
+  ids.resize(size_t(std::max<int64_t>(q.B, 0) * kout));
+  scores.resize(ids.size());
+  search_cpu_locked(q, ids.data(), scores.data());
+  return kout;
+}
+
+void ItemIndex::search_cuda(const TopkQuery& q, int32_t* ids, float* scores) {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  search_cuda_locked(q, ids, scores);
+}
+
+int64_t ItemIndex::search_cuda(const TopkQuery& q, std::vector<int32_t>& ids, std::vector<float>& scores) {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  const int64_t kout = topk_columns(q.k, items_.N);
+  ids.resize(size_t(std::max<int64_t>(q.B, 0) * kout));
+  scores.resize(ids.size());
+  search_cuda_locked(q, ids.data(), scores.data());
+  return kout;
+}
+
+void ItemIndex::search_cpu_locked(const TopkQuery& q, int32_t* ids, float* scores) const {
   validate(q);
   const int64_t N = items_.N, D = D_, B = q.B;
   const int64_t kout = topk_columns(q.k, N);
@@ -193,10 +226,17 @@ void ItemIndex::search_cpu(const TopkQuery& q, int32_t* ids, float* scores) cons
       heaps.reserve(size_t(b1 - b0));
       for (int64_t b = b0; b < b1; ++b)
         heaps.push_back(Heap{part.data() + (b * parts + p) * cap, 0, int32_t(cap)});
+      const int64_t ntiles = (b1 - b0 + RTILE - 1) / RTILE;
       for (int64_t c0 = i0; c0 < i1; c0 += chunk) {
         const int64_t c1 = std::min(i1, c0 + chunk);
-        for (int64_t r0 = b0; r0 < b1; r0 += RTILE) {
+        // The next chunk is fetched into L2 a slice per row tile, while this one is computed on:
+        // otherwise the first tile of every chunk waits for memory.
+        const char* next = reinterpret_cast<const char*>(items_.data.data() + c1 * D);
+        const int64_t next_bytes = std::max<int64_t>(0, std::min(i1, c1 + chunk) - c1) * D * 4;
+        const int64_t per_tile = (next_bytes / 64 + ntiles - 1) / ntiles * 64;
+        for (int64_t r0 = b0, t = 0; r0 < b1; r0 += RTILE, ++t) {
           const int64_t nr = std::min(RTILE, b1 - r0);
+          prefetch_l2(next + t * per_tile, std::min(per_tile, next_bytes - t * per_tile));
           for (int64_t s0 = c0; s0 < c1; s0 += SLICE) {
             const int64_t s1 = std::min(c1, s0 + SLICE);
             score_block(U + r0 * D, nr, items_, s0, s1, S.data(), SLICE);
@@ -235,7 +275,7 @@ void ItemIndex::search_cpu(const TopkQuery& q, int32_t* ids, float* scores) cons
 #ifndef TOKENREC_HAVE_CUDA
 void device_items_free(DeviceItems*) {}
 
-void ItemIndex::search_cuda(const TopkQuery&, int32_t*, float*) {
+void ItemIndex::search_cuda_locked(const TopkQuery&, int32_t*, float*) {
   fail(ErrorCode::Cuda, "search: CUDA kernels were not compiled into this build");
 }
 #endif

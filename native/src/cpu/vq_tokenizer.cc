@@ -86,7 +86,10 @@ MqStepStats MqTokenizer::loss_and_grads(const float* x, const int32_t* row_ids, 
   // K encoders on the masked input, outputs gathered into a (B, K, dc).
   for (int64_t k = 0; k < K; ++k) {
     float* acts = enc_acts_.data() + k * enc_acts;
-    mlp_forward_cpu(enc_, params_.data() + encoder_offset(k), x, B, mask.rate > 0.f ? &mask : nullptr, acts);
+    // One masked input q' for all K encoders (the paper), or an independent mask per encoder.
+    MaskSpec mk = mask;
+    if (cfg_.independent_masks) mk.seed = mask_seed_of_encoder(cfg_.seed, k);
+    mlp_forward_cpu(enc_, params_.data() + encoder_offset(k), x, B, mask.rate > 0.f ? &mk : nullptr, acts);
     const float* out = acts + enc_.acts_offset(enc_.layers(), B);
     for (int64_t b = 0; b < B; ++b) std::memcpy(a_.data() + (b * K + k) * dc, out + b * dc, size_t(dc) * sizeof(float));
   }

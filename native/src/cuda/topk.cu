@@ -3,7 +3,9 @@
 // Items live on the device in PackedItems layout (blocks of 16 items stored (D, 16)), uploaded
 // once and again only after add(). Queries are normalised on the host with the same function as
 // on the CPU, and every score is the chain acc = fmaf(u[d], x[d], acc), d ascending, from 0: the
-// CPU's chain (scoring_is_fma_chain()), so both devices produce bit-identical scores.
+// CPU's chain (scoring_is_fma_chain()), so both devices produce bit-identical scores (the one
+// exception: --use_fast_math flushes denormal intermediates to zero, which needs components
+// below ~1e-19 in magnitude).
 //
 // Kernel 1 (topk_partial_kernel): block (query group of QB queries, item split). Each thread
 // scores one item of a 256-item tile against the QB queries (held in shared memory); scores
@@ -13,6 +15,9 @@
 // the scoring. Each (query, split) writes its top k as 64-bit keys (orderable score << 32 |
 // ~index), so sorting keys descending is "score descending, smaller index first".
 // Kernel 2 (topk_merge_kernel): one block per query merges its splits' lists and decodes.
+// The kernels and the launch plan live in topk_kernels.cuh, which
+// native/test/test_topk_kernel_emulation.cc also runs on CPU threads (so their logic is tested
+// without a GPU; that test found a barrier race here).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -21,6 +26,7 @@
 #include "tokenrec/backend.h"
 #include "tokenrec/cuda_util.h"
 #include "tokenrec/topk.h"
+#include "topk_kernels.cuh"
 
 namespace tokenrec {
 
@@ -34,167 +40,7 @@ void device_items_free(DeviceItems* p) { delete p; }
 
 namespace {
 
-constexpr int THREADS = 256;  // also the tile width: one item per thread
-
-__device__ inline unsigned long long make_key(float s, int j) {
-  unsigned int b = __float_as_uint(s);
-  unsigned int ord = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
-  return ((unsigned long long)ord << 32) | (unsigned long long)(0xFFFFFFFFu - (unsigned int)j);
-}
-
-__device__ inline void decode_key(unsigned long long key, int* id, float* score) {
-  if (key == 0ull) {  // empty slot
-    *id = -1;
-    *score = -INFINITY;
-    return;
-  }
-  unsigned int ord = (unsigned int)(key >> 32);
-  unsigned int b = (ord & 0x80000000u) ? (ord & 0x7FFFFFFFu) : ~ord;
-  *score = __uint_as_float(b);
-  *id = int(0xFFFFFFFFu - (unsigned int)(key & 0xFFFFFFFFull));
-}
-
-// Sorts `count` arrays of M keys each (M a power of two), stored back to back, descending.
-__device__ void bitonic_sort_desc(unsigned long long* keys, int M, int count) {
-  const int total = M * count;
-  for (int k = 2; k <= M; k <<= 1) {
-    for (int j = k >> 1; j > 0; j >>= 1) {
-      for (int t = threadIdx.x; t < total; t += blockDim.x) {
-        int i = t % M, base = t - i, ixj = i ^ j;
-        if (ixj > i) {
-          unsigned long long a = keys[base + i], c = keys[base + ixj];
-          bool desc = (i & k) == 0;
-          if (desc ? (a < c) : (a > c)) {
-            keys[base + i] = c;
-            keys[base + ixj] = a;
-          }
-        }
-      }
-      __syncthreads();
-    }
-  }
-}
-
-__device__ inline bool is_excluded(const int* __restrict__ excl_ptr, const int* __restrict__ excl_idx, int b, int j) {
-  if (!excl_ptr) return false;
-  int lo = excl_ptr[b], hi = excl_ptr[b + 1];
-  while (lo < hi) {
-    int mid = (lo + hi) >> 1;
-    int v = excl_idx[mid];
-    if (v == j) return true;
-    if (v < j) lo = mid + 1; else hi = mid;
-  }
-  return false;
-}
-
-// items: packed (ceil(N/16), D, 16); queries: (B, D); excl_ptr: (B+1) or null; excl_idx: sorted
-// per query; partial: (B, splits, k) keys. Shared memory: (D, QB) floats then (QB, M) keys.
-// KP = a power of two >= k; M = a power of two >= KP + THREADS: [0, KP) holds the running top-k,
-// [KP, M) the candidates appended since the last merge.
-template <int QB>
-__global__ void topk_partial_kernel(const float* __restrict__ items, const float* __restrict__ queries, int B, int N,
-                                    int D, int k, int KP, int M, int splits, int split_len,
-                                    const int* __restrict__ excl_ptr, const int* __restrict__ excl_idx,
-                                    unsigned long long* __restrict__ partial) {
-  extern __shared__ __align__(16) unsigned char smem[];
-  unsigned long long* keys = reinterpret_cast<unsigned long long*>(smem);  // (QB, M)
-  float* uq = reinterpret_cast<float*>(keys + size_t(QB) * M);             // (D, QB)
-  __shared__ int cnt[QB];
-  __shared__ unsigned long long thr[QB];
-  __shared__ int need_merge;
-
-  const int b0 = blockIdx.x * QB, nq = min(QB, B - b0);
-  const int split = blockIdx.y;
-  const int i0 = split * split_len, i1 = min(N, i0 + split_len);
-  for (int t = threadIdx.x; t < D * QB; t += blockDim.x) {
-    int d = t / QB, q = t % QB;
-    uq[t] = q < nq ? queries[size_t(b0 + q) * D + d] : 0.f;
-  }
-  for (int t = threadIdx.x; t < QB * M; t += blockDim.x) keys[t] = 0ull;
-  if (threadIdx.x < QB) {
-    cnt[threadIdx.x] = 0;
-    thr[threadIdx.x] = 0ull;
-  }
-  if (threadIdx.x == 0) need_merge = 0;
-  __syncthreads();
-
-  const int cap = M - KP;
-  for (int t0 = i0; t0 < i1; t0 += THREADS) {
-    const int j = t0 + threadIdx.x;
-    if (j < i1) {
-      const float* x = items + size_t(j >> 4) * D * 16 + (j & 15);
-      float acc[QB];
-#pragma unroll
-      for (int q = 0; q < QB; ++q) acc[q] = 0.f;
-      for (int d = 0; d < D; ++d) {
-        const float xv = x[d * 16];
-#pragma unroll
-        for (int q = 0; q < QB; ++q) acc[q] = fmaf(uq[d * QB + q], xv, acc[q]);
-      }
-#pragma unroll
-      for (int q = 0; q < QB; ++q) {
-        if (q >= nq) break;
-        const float s = acc[q];
-        if (isnan(s)) continue;
-        const unsigned long long key = make_key(s, j);
-        if (key > thr[q] && !is_excluded(excl_ptr, excl_idx, b0 + q, j)) {
-          int pos = atomicAdd(&cnt[q], 1);
-          keys[size_t(q) * M + KP + pos] = key;
-          if (pos + 1 > cap - THREADS) need_merge = 1;
-        }
-      }
-    }
-    __syncthreads();
-    const bool last = t0 + THREADS >= i1;
-    if (need_merge || last) {
-      bitonic_sort_desc(keys, M, QB);
-      // Keep the top k of each query; clear the rest for the next candidates.
-      for (int t = threadIdx.x; t < QB * M; t += blockDim.x)
-        if (t % M >= k) keys[t] = 0ull;
-      __syncthreads();
-      if (threadIdx.x < QB) {
-        cnt[threadIdx.x] = 0;
-        thr[threadIdx.x] = keys[size_t(threadIdx.x) * M + k - 1];
-      }
-      if (threadIdx.x == 0) need_merge = 0;
-      __syncthreads();
-    }
-  }
-  for (int t = threadIdx.x; t < nq * k; t += blockDim.x) {
-    int q = t / k, i = t % k;
-    partial[(size_t(b0 + q) * splits + split) * k + i] = i0 < i1 ? keys[size_t(q) * M + i] : 0ull;
-  }
-}
-
-// partial: (B, splits, k) keys, each list sorted descending; ids, scores: (B, k).
-// Shared memory: 2 * KP keys.
-__global__ void topk_merge_kernel(const unsigned long long* __restrict__ partial, int splits, int k, int KP,
-                                  int* __restrict__ ids, float* __restrict__ scores) {
-  extern __shared__ __align__(16) unsigned char smem[];
-  unsigned long long* keys = reinterpret_cast<unsigned long long*>(smem);  // (2 * KP)
-  const int b = blockIdx.x;
-  const unsigned long long* lists = partial + size_t(b) * splits * k;
-  for (int t = threadIdx.x; t < 2 * KP; t += blockDim.x) keys[t] = t < k ? lists[t] : 0ull;
-  __syncthreads();
-  for (int s = 1; s < splits; ++s) {
-    for (int t = threadIdx.x; t < KP; t += blockDim.x) keys[KP + t] = t < k ? lists[size_t(s) * k + t] : 0ull;
-    __syncthreads();
-    bitonic_sort_desc(keys, 2 * KP, 1);
-  }
-  for (int t = threadIdx.x; t < k; t += blockDim.x)
-    decode_key(keys[t], ids + size_t(b) * k + t, scores + size_t(b) * k + t);
-}
-
-int next_pow2(int v) {
-  int p = 1;
-  while (p < v) p <<= 1;
-  return p;
-}
-
-// Shared memory of topk_partial_kernel<QB>.
-size_t partial_smem(int QB, int64_t D, int M) {
-  return size_t(QB) * M * sizeof(unsigned long long) + size_t(D) * QB * sizeof(float);
-}
+using namespace topk_cuda;
 
 template <int QB>
 void launch_partial(const float* items, const float* queries, int B, int N, int D, int k, int KP, int M, int splits,
@@ -209,8 +55,7 @@ void launch_partial(const float* items, const float* queries, int B, int N, int 
 
 }  // namespace
 
-void ItemIndex::search_cuda(const TopkQuery& q, int32_t* ids, float* scores) {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+void ItemIndex::search_cuda_locked(const TopkQuery& q, int32_t* ids, float* scores) {
   validate(q);
   if (!cuda_available()) fail(ErrorCode::Cuda, "search: no usable CUDA device");
   const int64_t N = items_.N, D = D_, B = q.B;
@@ -246,20 +91,10 @@ void ItemIndex::search_cuda(const TopkQuery& q, int32_t* ids, float* scores) {
   cuda_check(cudaDeviceGetAttribute(&max_shmem, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
              "search: device attribute");
 
-  const int k = int(kout);
-  const int KP = next_pow2(k);
-  const int M = next_pow2(KP + 2 * THREADS);
-  // Widest query group whose shared memory fits.
-  int QB = 8;
-  while (QB > 1 && partial_smem(QB, D, M) > size_t(max_shmem)) QB /= 2;
-  const size_t shmem = partial_smem(QB, D, M);
-  if (shmem > size_t(max_shmem))
-    fail(ErrorCode::InvalidArgument, "search: k = ", k, " with dim = ", D, " needs ", shmem,
-         " bytes of shared memory per block; this device allows ", max_shmem, " (use the CPU backend)");
-  const int64_t qblocks = (B + QB - 1) / QB;
-  int64_t splits = std::clamp<int64_t>((4 * sms + qblocks - 1) / qblocks, 1, std::max<int64_t>(1, N / 8192));
-  int64_t split_len = (N + splits - 1) / splits;
-  splits = (N + split_len - 1) / split_len;
+  const TopkPlan plan = plan_topk(B, N, D, kout, sms, max_shmem);
+  const int k = plan.k, KP = plan.KP, M = plan.M, QB = plan.QB;
+  const size_t shmem = plan.shmem;
+  const int64_t splits = plan.splits, split_len = plan.split_len;
 
   DeviceBuffer<float> dq(U, size_t(B * D));
   DeviceBuffer<int32_t> dp, dx;
@@ -278,7 +113,7 @@ void ItemIndex::search_cuda(const TopkQuery& q, int32_t* ids, float* scores) {
     case 2: launch_partial<2>(dev_->data.get(), dq.get(), int(B), int(N), int(D), k, KP, M, int(splits), int(split_len), ep, ei, dpart.get(), shmem); break;
     default: launch_partial<1>(dev_->data.get(), dq.get(), int(B), int(N), int(D), k, KP, M, int(splits), int(split_len), ep, ei, dpart.get(), shmem); break;
   }
-  const size_t mshmem = size_t(2 * KP) * 8;
+  const size_t mshmem = plan.merge_shmem;
   cuda_check(cudaFuncSetAttribute(topk_merge_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(mshmem)),
              "search: cudaFuncSetAttribute");
   topk_merge_kernel<<<unsigned(B), THREADS, mshmem>>>(dpart.get(), int(splits), k, KP, dids.get(), dsc.get());

@@ -1,0 +1,249 @@
+// Stage 2 of the pipeline: LLM4Rec trained on a model directory that holds the CF vectors
+// (stage 'cf') and the tokenizers' codes (stage 'tokenizer'). Writes the trained backbone and
+// projection (safetensors, Hugging Face T5 names + proj.*), the vocabulary, and the serving graph
+// backbone.onnx (prompt token ids -> z), then records the stage with its metrics.
+// Checkpoints after every epoch (checkpoints/llm-last.*) make a killed run resume; the best
+// epoch on validation is kept apart (checkpoints/llm-best.safetensors) and is what gets saved.
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Split } from '../data/types.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { readManifest, recordStage, requireManifest, verifyStage, type Manifest } from '../io/manifest.js';
+import { encodeSafetensors, expectTensor, f32, readSafetensors, requireFinite, writeSafetensors, type TensorMap } from '../io/safetensors.js';
+import { loadCfStage } from '../cf/store.js';
+import { exportT5Onnx, type T5HeadLayer } from '../t5/onnx-export.js';
+import { t5Config, type T5PresetName } from '../t5/config.js';
+import { T5Model } from '../t5/model.js';
+import { Mlp } from '../nn/mlp.js';
+import { evaluateVectors, usersWithTarget } from '../eval/evaluate.js';
+import type { Metrics } from '../eval/metrics.js';
+import { LLM4Rec, type Codes, type LLM4RecShape } from './model.js';
+import { DEFAULT_LLM_TRAIN, embedUsers, trainLLM, type EpochReport, type LLMData, type LLMTrainOptions } from './train.js';
+import { Vocabulary } from './vocab.js';
+import type { PromptKind } from './prompts.js';
+import { loadTokenizerCodes } from '../tokenizer/codes.js';
+
+export const LLM_STAGE = 'llm';
+
+export interface LLMStageConfig {
+  preset: T5PresetName;
+  /** Decoder query tokens P (the reference code uses 20). */
+  queries: number;
+  projHidden: number[];
+  dropout: number;
+  train: LLMTrainOptions;
+}
+
+export const DEFAULT_LLM_STAGE: LLMStageConfig = {
+  preset: 't5-mini',
+  queries: 20,
+  projHidden: [512, 256],
+  dropout: 0.1,
+  train: DEFAULT_LLM_TRAIN,
+};
+
+export interface LLMStageHooks {
+  onEpoch?: (r: EpochReport) => void;
+  onBatch?: (done: number, total: number, loss: number) => void;
+  onMessage?: (s: string) => void;
+  signal?: AbortSignal;
+}
+
+function modelShape(cfg: LLMStageConfig, vocab: Vocabulary, itemDim: number): LLM4RecShape {
+  return { t5: t5Config(cfg.preset, vocab.size, { dropoutRate: cfg.dropout }), queries: cfg.queries, projHidden: cfg.projHidden, itemDim };
+}
+
+function modelTensors(m: LLM4Rec): TensorMap {
+  const shapes = m.t5.tensorShapes();
+  const out: TensorMap = {};
+  for (const [name, data] of Object.entries(m.t5.getTensors())) out[name] = f32(shapes[name], data);
+  for (const [name, t] of Object.entries(m.proj.tensors('proj'))) out[name] = f32(t.shape, t.data);
+  return out;
+}
+
+/** Rebuilds a model from saved tensors (T5 HF names + proj.*), checking every shape and value. */
+export function modelFromTensors(shape: LLM4RecShape, vocab: Vocabulary, tensors: TensorMap, source: string): LLM4Rec {
+  const t5Tensors: TensorMap = {};
+  for (const [name, t] of Object.entries(tensors)) {
+    if (!name.startsWith('proj.')) t5Tensors[name] = t;
+    requireFinite(t, name, source);
+  }
+  const t5 = T5Model.fromTensors(shape.t5, t5Tensors, source);
+  const sizes = [shape.queries * shape.t5.dModel, ...shape.projHidden, shape.itemDim];
+  const proj = new Mlp(sizes, 0);
+  for (let l = 0; l + 1 < sizes.length; l++) {
+    proj.weights[l].set(expectTensor(tensors, `proj.${l}.weight`, [sizes[l + 1], sizes[l]], source).data);
+    proj.biases[l].set(expectTensor(tensors, `proj.${l}.bias`, [sizes[l + 1]], source).data);
+  }
+  return new LLM4Rec(shape, vocab, t5, proj);
+}
+
+/** The head of the serving graph: the projection as ONNX dense layers. */
+export function projectionHead(m: LLM4Rec): T5HeadLayer[] {
+  return m.proj.weights.map((w, l) => ({
+    weight: w,
+    bias: m.proj.biases[l],
+    inFeatures: m.proj.sizes[l],
+    outFeatures: m.proj.sizes[l + 1],
+    activation: l + 1 < m.proj.layers ? ('relu' as const) : ('none' as const),
+  }));
+}
+
+export interface LLMStageInputs {
+  data: LLMData;
+  vocab: Vocabulary;
+}
+
+/** Reads the frozen inputs of the LLM stage from the model directory. */
+export function llmInputs(dir: string, split: Split, cfg: LLMStageConfig): LLMStageInputs {
+  const cf = loadCfStage(dir);
+  const codes = loadTokenizerCodes(dir);
+  if (codes.users.codes.length !== split.numUsers * codes.users.K) throw new Error(`${dir}: the tokenizer stage has codes for another number of users`);
+  if (codes.items.codes.length !== split.numItems * codes.items.K) throw new Error(`${dir}: the tokenizer stage has codes for another number of items`);
+  const vocab = new Vocabulary({ userK: codes.users.K, userL: codes.users.L, itemK: codes.items.K, itemL: codes.items.L, decoderQueries: cfg.queries });
+  return { vocab, data: { split, userCodes: codes.users, itemCodes: codes.items, itemVectors: cf.itemVectors, itemDim: cf.dim } };
+}
+
+function configHash(cfg: LLMStageConfig, m: Manifest): string {
+  return createHash('sha256').update(JSON.stringify({ cfg, fp: m.dataset.fingerprint, cf: m.stages.cf?.files, tok: m.stages.tokenizer?.files })).digest('hex').slice(0, 16);
+}
+
+export interface LLMEvaluation {
+  /** Test metrics for users that took part in training, per prompt kind and scoring. */
+  test: Record<PromptKind, Metrics>;
+  valid: Metrics;
+  /** Popularity-keeping variant: dot product against the un-normalised item vectors. */
+  testDot: Metrics;
+  validDot: Metrics;
+  /** Users held out of every training stage (seen prompt). */
+  testUnseenUsers?: Metrics;
+  testUnseenUsersDot?: Metrics;
+}
+
+/** Evaluates a trained model: valid/test, three prompt kinds, cosine and dot scoring, unseen users. */
+export async function evaluateLLMStage(model: LLM4Rec, data: LLMData, cap: number): Promise<LLMEvaluation> {
+  const { split, itemVectors, itemDim } = data;
+  const run = async (which: 'valid' | 'test', kind: PromptKind, users: Int32Array) => {
+    const z = await embedUsers(model, data, users, which, kind, cap);
+    const common = { split, which, users, userVectors: z, queryRows: 'selected' as const, itemVectors, dim: itemDim };
+    return { cos: (await evaluateVectors({ ...common, similarity: 'cosine' })).metrics, dot: (await evaluateVectors({ ...common, similarity: 'dot' })).metrics };
+  };
+  const testUsers = usersWithTarget(split, 'test');
+  const validUsers = usersWithTarget(split, 'valid');
+  const seen = await run('test', 'seen', testUsers);
+  const valid = await run('valid', 'seen', validUsers);
+  const unseenPrompt = await run('test', 'unseen', testUsers);
+  const idOnly = await run('test', 'id-only', testUsers);
+  const out: LLMEvaluation = { test: { seen: seen.cos, unseen: unseenPrompt.cos, 'id-only': idOnly.cos }, valid: valid.cos, testDot: seen.dot, validDot: valid.dot };
+  const unseenUsers = usersWithTarget(split, 'test', 'unseen');
+  if (unseenUsers.length) {
+    const u = await run('test', 'seen', unseenUsers);
+    out.testUnseenUsers = u.cos;
+    out.testUnseenUsersDot = u.dot;
+  }
+  return out;
+}
+
+export interface LLMStageResult {
+  metrics: Record<string, unknown>;
+  upToDate: boolean;
+}
+
+/** Trains (or resumes) the LLM stage into `dir` and records it. */
+export async function runLLMStage(dir: string, split: Split, cfg: LLMStageConfig, hooks: LLMStageHooks = {}): Promise<LLMStageResult> {
+  const manifest = requireManifest(dir);
+  verifyStage(dir, manifest, 'cf');
+  verifyStage(dir, manifest, 'tokenizer');
+  const { data, vocab } = llmInputs(dir, split, cfg);
+  const shape = modelShape(cfg, vocab, data.itemDim);
+  const ckDir = join(dir, 'checkpoints');
+  const lastPath = join(ckDir, 'llm-last.safetensors');
+  const bestPath = join(ckDir, 'llm-best.safetensors');
+  const statePath = join(ckDir, 'llm-state.json');
+  const hash = configHash(cfg, manifest);
+  let model: LLM4Rec;
+  let startEpoch = 0;
+  let best = { epoch: -1, ndcg20: -1 };
+  let history: EpochReport[] = [];
+  if (existsSync(statePath) && existsSync(lastPath)) {
+    const st = JSON.parse(readFileSync(statePath, 'utf8')) as { hash: string; epoch: number; best: { epoch: number; ndcg20: number }; history: EpochReport[] };
+    if (st.hash === hash) {
+      model = modelFromTensors(shape, vocab, readSafetensors(lastPath).tensors, lastPath);
+      startEpoch = st.epoch;
+      best = st.best;
+      history = st.history;
+      hooks.onMessage?.(`llm: resuming after epoch ${startEpoch} (best so far: epoch ${best.epoch}); the optimiser's moments restart`);
+    } else model = LLM4Rec.create(shape, vocab, cfg.train.seed);
+  } else model = LLM4Rec.create(shape, vocab, cfg.train.seed);
+
+  const t0 = performance.now();
+  const result = await trainLLM(
+    model,
+    data,
+    cfg.train,
+    {
+      signal: hooks.signal,
+      onBatch: hooks.onBatch,
+      onBest: (epoch, m) => {
+        writeSafetensors(bestPath, modelTensors(m), { epoch: String(epoch) });
+      },
+      onEpoch: (r) => {
+        history.push(r);
+        if (r.valid && r.valid.ndcg20 > best.ndcg20) best = { epoch: r.epoch, ndcg20: r.valid.ndcg20 };
+        writeSafetensors(lastPath, modelTensors(model));
+        writeFileAtomic(statePath, JSON.stringify({ hash, epoch: r.epoch, best, history }));
+        hooks.onEpoch?.(r);
+      },
+    },
+    startEpoch,
+    best,
+  );
+  const trainSeconds = (performance.now() - t0) / 1000;
+  // The saved model is the best epoch on validation.
+  if (existsSync(bestPath)) {
+    const bestModel = modelFromTensors(shape, vocab, readSafetensors(bestPath).tensors, bestPath);
+    model.dispose();
+    model = bestModel;
+  }
+  const ev = await evaluateLLMStage(model, data, cfg.train.historyCap);
+
+  const tensors = modelTensors(model);
+  const h = createHash('sha256');
+  for (const part of encodeSafetensors(tensors)) h.update(part);
+  const weightsFile = `llm.${h.digest('hex').slice(0, 12)}.safetensors`;
+  writeSafetensors(join(dir, weightsFile), tensors, { preset: cfg.preset, fingerprint: manifest.dataset.fingerprint });
+  writeFileAtomic(join(dir, 'vocab.json'), JSON.stringify(vocab.toJSON()) + '\n');
+  const onnx = exportT5Onnx(shape.t5, model.t5.getTensors(), { head: projectionHead(model) });
+  writeFileAtomic(join(dir, 'backbone.onnx'), onnx);
+  const metrics = {
+    ...ev,
+    bestEpoch: result.bestEpoch,
+    epochsRun: history.length,
+    stoppedEarly: result.stoppedEarly,
+    trainSeconds,
+    samplesPerSecond: history.length ? history.reduce((s, r) => s + r.samplesPerSecond, 0) / history.length : 0,
+    history,
+    parameters: model.t5.numParameters(),
+  };
+  const fresh = readManifest(dir)!;
+  const previous = fresh.stages[LLM_STAGE] ? Object.keys(fresh.stages[LLM_STAGE].files) : [];
+  recordStage(dir, fresh, LLM_STAGE, { ...cfg, hash } as unknown as Record<string, unknown>, [weightsFile, 'vocab.json', 'backbone.onnx'], metrics);
+  for (const f of previous) if (f !== weightsFile && f.startsWith('llm.')) rmSync(join(dir, f), { force: true });
+  for (const p of [lastPath, bestPath, statePath]) rmSync(p, { force: true });
+  model.dispose();
+  return { metrics, upToDate: false };
+}
+
+/** Loads the trained LLM4Rec of a model directory (verifying sha256s). */
+export function loadLLMStage(dir: string): { model: LLM4Rec; vocab: Vocabulary; config: LLMStageConfig } {
+  const m = requireManifest(dir);
+  verifyStage(dir, m, LLM_STAGE);
+  const rec = m.stages[LLM_STAGE];
+  const cfg = rec.config as unknown as LLMStageConfig;
+  const vocab = Vocabulary.fromJSON(JSON.parse(readFileSync(join(dir, 'vocab.json'), 'utf8')));
+  const file = Object.keys(rec.files).find((f) => f.startsWith('llm.') && f.endsWith('.safetensors'))!;
+  const cf = loadCfStage(dir);
+  const shape = modelShape(cfg, vocab, cf.dim);
+  return { model: modelFromTensors(shape, vocab, readSafetensors(join(dir, file)).tensors, join(dir, file)), vocab, config: cfg };
+}
