@@ -20,7 +20,8 @@ import { Mlp } from '../nn/mlp.js';
 import { Vocabulary } from '../llm/vocab.js';
 import type { Codes } from '../llm/model.js';
 import { DEFAULT_LLM_TRAIN, type LLMTrainOptions } from '../llm/train.js';
-import { TOKENIZER_FILES, TOKENIZER_STAGE } from '../tokenizer/stage.js';
+import { TOKENIZER_STAGE } from '../tokenizer/stage.js';
+import { loadTokenizerCodes } from '../tokenizer/codes.js';
 import type { Split } from '../data/types.js';
 import type { Metrics } from '../eval/metrics.js';
 import { ARRec } from './model.js';
@@ -49,24 +50,10 @@ export interface ARStageResult {
   files: string[];
 }
 
-/** Codes of the tokenizer stage: (n, W) per entity; L = the stage's codebook size (or larger when codes say so). */
+/** Codes of the tokenizer stage, read as the LLM stage reads them (lib/tokenizer/codes.ts). */
 export function readTokenizerCodes(dir: string): { userCodes: Codes; itemCodes: Codes } {
-  const manifest = requireManifest(dir);
-  verifyStage(dir, manifest, TOKENIZER_STAGE);
-  const path = join(dir, TOKENIZER_FILES.codes);
-  const { tensors } = readSafetensors(path);
-  const configL = Number((manifest.stages[TOKENIZER_STAGE].config as Record<string, unknown>).L);
-  const codes = (name: string): Codes => {
-    const t = tensors[name];
-    if (!t || t.shape.length !== 2 || !(t.data instanceof Int32Array)) throw new Error(`${path}: '${name}' must be an int32 (n, K) tensor`);
-    let max = 0;
-    for (let i = 0; i < t.data.length; i++) {
-      if (t.data[i] < 0) throw new Error(`${path}: '${name}' holds a negative code at ${i}`);
-      max = Math.max(max, t.data[i]);
-    }
-    return { K: t.shape[1], L: Math.max(Number.isInteger(configL) ? configL : 0, max + 1), codes: t.data };
-  };
-  return { userCodes: codes('user_codes'), itemCodes: codes('item_codes') };
+  const { users, items } = loadTokenizerCodes(dir);
+  return { userCodes: users, itemCodes: items };
 }
 
 function snapshot(model: ARRec): { t5: Record<string, Float32Array>; heads: { w: Float32Array; b: Float32Array }[] } {
