@@ -19,6 +19,7 @@ import type { TokenizerConfigInput } from '../tokenizer/config.js';
 import { DEFAULT_LLM_STAGE, LLM_STAGE, runLLMStage, type LLMStageConfig } from '../llm/stage.js';
 import { T5_PRESETS, type T5PresetName } from '../t5/config.js';
 import { writeModelIds } from '../io/ids.js';
+import { trainARStage } from '../ar/stage.js';
 
 export interface TrainCliOptions extends DataCliOptions {
   out: string;
@@ -51,6 +52,7 @@ export interface TrainCliOptions extends DataCliOptions {
   llmSeed?: number;
   maxValidUsers?: number;
   dropout?: number;
+  beam?: number;
 }
 
 function int(name: string) {
@@ -311,6 +313,22 @@ async function trainLlmStage(data: string, o: TrainCliOptions): Promise<void> {
   console.log(`model directory: ${o.out}`);
 }
 
+/** The autoregressive beam-search baseline (lib/ar/) on the tokenizers' codes: same prompts and samples as LLM4Rec. */
+async function trainArStage(data: string, o: TrainCliOptions): Promise<void> {
+  const { split } = loadSplitFromCli(data, o);
+  const cfg = llmStageConfig(o);
+  const log = (s: string) => (o.json ? process.stderr.write(s + '\n') : console.log(s));
+  const r = await trainARStage(o.out, split, { ...cfg.train, preset: cfg.preset, t5: { dropoutRate: cfg.dropout }, beam: o.beam ?? 20, decoderQueries: cfg.queries }, {
+    onEpoch: (e) => log(`ar epoch ${e.epoch}: loss ${e.loss.toFixed(4)}${e.valid ? `, valid HR@20 ${e.valid.hr20.toFixed(4)} NDCG@20 ${e.valid.ndcg20.toFixed(4)}` : ''}`),
+  });
+  if (o.json) {
+    console.log(JSON.stringify({ stage: 'ar', dir: o.out, bestEpoch: r.bestEpoch, valid: r.valid, test: r.test }));
+    return;
+  }
+  console.log(`AR baseline (${cfg.preset}, beam ${o.beam ?? 20}): best epoch ${r.bestEpoch}`);
+  if (r.test) console.log('test:'.padEnd(26) + formatMetrics(r.test).split('\n').join('   '));
+}
+
 /** cf, then tokenizer, then llm; each skipped when its artifacts exist and match the configuration. */
 async function trainAll(data: string, o: TrainCliOptions): Promise<void> {
   await trainCfStage(data, o);
@@ -318,7 +336,7 @@ async function trainAll(data: string, o: TrainCliOptions): Promise<void> {
   await trainLlmStage(data, o);
 }
 
-export const STAGES: Record<string, StageRunner> = { cf: trainCfStage, tokenizer: trainTokenizerStage, llm: trainLlmStage, all: trainAll };
+export const STAGES: Record<string, StageRunner> = { cf: trainCfStage, tokenizer: trainTokenizerStage, llm: trainLlmStage, all: trainAll, ar: trainArStage };
 
 export function registerTrain(program: Command): void {
   addDataOptions(
@@ -326,7 +344,7 @@ export function registerTrain(program: Command): void {
       .command('train <data>')
       .description('train a stage of the model into a model directory (stage cf: LightGCN or MF collaborative vectors)')
       .requiredOption('--out <dir>', 'model directory (created; an existing one must hold the same data and split)')
-      .addOption(new Option('--stage <stage>', 'stage to train (all: cf, tokenizer, llm in turn)').choices(Object.keys(STAGES)).default('all'))
+      .addOption(new Option('--stage <stage>', 'stage to train (all: cf, tokenizer, llm in turn; ar: the beam-search baseline, after the tokenizer)').choices(Object.keys(STAGES)).default('all'))
       .addOption(new Option('--model <model>', 'cf: collaborative model').choices(['lightgcn', 'mf']).default('lightgcn'))
       .option('--dim <n>', 'cf: embedding dimension (default 64)', int('--dim'))
       .option('--layers <n>', 'cf: LightGCN layers (default 3)', int('--layers'))
@@ -350,6 +368,7 @@ export function registerTrain(program: Command): void {
       .option('--dropout <x>', `llm: dropout (default ${DEFAULT_LLM_STAGE.dropout})`, num('--dropout'))
       .option('--max-valid-users <n>', `llm: validation users for model selection (default ${DEFAULT_LLM_STAGE.train.maxValidUsers})`, int('--max-valid-users'))
       .option('--llm-seed <n>', 'llm: seed (default 0)', int('--llm-seed'))
+      .option('--beam <n>', 'ar: beam width of the baseline\'s evaluation (default 20)', int('--beam'))
       .option('--force', 'retrain even when the stage is up to date')
       .option('--no-progress', 'no progress bar')
       .option('--json', 'machine-readable result on stdout'),
