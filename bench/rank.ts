@@ -6,16 +6,7 @@ import { join } from 'node:path';
 import { rankTargets } from '../lib/eval/rank.js';
 import { toCsr } from '../lib/data/types.js';
 import { describeMachine, machineInfo, timeMs } from './machine.js';
-
-function rand(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../lib/data/split.js';
 
 function naiveRanks(U: Float32Array, I: Float32Array, D: number, targets: Int32Array, excl: number[][]): Int32Array {
   const B = targets.length, N = I.length / D;
@@ -51,7 +42,7 @@ const machine = machineInfo();
 console.log(`machine: ${describeMachine(machine)}`);
 const rows = [];
 for (const c of cases) {
-  const r = rand(7);
+  const r = seededRandom(7);
   const U = Float32Array.from({ length: c.B * D }, () => r() * 2 - 1);
   const I = Float32Array.from({ length: c.N * D }, () => r() * 2 - 1);
   const targets = Int32Array.from({ length: c.B }, () => Math.floor(r() * c.N));
