@@ -3,6 +3,7 @@
 // (the same users trained as ordinary users) and most-popular, on the same test targets.
 //
 //   npx tsc -p . && node dist/bench/cf-unseen.js [--unseen 0.05] [--epochs N] [--model lightgcn|mf] <data>
+import { takeOption } from './machine.js';
 import { evaluatePopularity } from '../lib/baselines/pop.js';
 import type { CfModelKind } from '../lib/cf/config.js';
 import { withUsersIncluded } from '../lib/cf/foldin.js';
@@ -14,13 +15,7 @@ import { formatMetrics } from '../lib/eval/metrics.js';
 import { backendInfo } from '../lib/native/addon.js';
 
 const args = process.argv.slice(2);
-const opt = (name: string) => {
-  const i = args.indexOf(name);
-  if (i < 0) return undefined;
-  const v = args[i + 1];
-  args.splice(i, 2);
-  return v;
-};
+const opt = (name: string) => takeOption(args, name);
 const unseen = Number(opt('--unseen') ?? 0.05);
 const epochs = opt('--epochs');
 const model = (opt('--model') ?? 'lightgcn') as CfModelKind;

@@ -4,6 +4,7 @@
 //
 //   npx tsc -p . && node dist/bench/cf.js [--epochs N] [--batch-size B] [--lr X] [--models lightgcn,mf]
 //       [--json out.json] <data file> [<data file> ...]
+import { takeOption } from './machine.js';
 import { writeFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { evaluatePopularity } from '../lib/baselines/pop.js';
@@ -26,13 +27,7 @@ interface Row {
 }
 
 const args = process.argv.slice(2);
-const opt = (name: string) => {
-  const i = args.indexOf(name);
-  if (i < 0) return undefined;
-  const v = args[i + 1];
-  args.splice(i, 2);
-  return v;
-};
+const opt = (name: string) => takeOption(args, name);
 const epochs = opt('--epochs');
 const batchSize = opt('--batch-size');
 const lr = opt('--lr');

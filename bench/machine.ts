@@ -40,3 +40,12 @@ export async function timeMs(fn: () => unknown | Promise<unknown>, runs = 3): Pr
   t.sort((a, b) => a - b);
   return t[t.length >> 1];
 }
+
+/** Removes `name value` from args and returns the value (undefined when the flag is absent). */
+export function takeOption(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  if (i < 0) return undefined;
+  const v = args[i + 1];
+  args.splice(i, 2);
+  return v;
+}

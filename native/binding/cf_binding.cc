@@ -26,15 +26,6 @@ namespace tokenrec::binding {
 
 namespace {
 
-double num_prop(const Napi::Object& o, const char* key, double fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) return fallback;
-  if (!v.IsNumber()) throw_type(o.Env(), std::string(key) + " must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d)) throw Napi::RangeError::New(o.Env(), std::string(key) + " must be finite");
-  return d;
-}
-
 // The training set as CSR: trainPtr (U+1), trainIdx (trainPtr[U]).
 struct TrainCsr {
   int64_t U, I;

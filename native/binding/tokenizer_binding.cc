@@ -35,15 +35,6 @@ int64_t rows_of(Napi::Env env, size_t length, int64_t width, const char* name, c
   return int64_t(length) / width;
 }
 
-double num_prop(const Napi::Object& o, const char* key, double fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) return fallback;
-  if (!v.IsNumber()) throw_type(o.Env(), std::string(key) + " must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d)) throw Napi::RangeError::New(o.Env(), std::string(key) + " must be finite");
-  return d;
-}
-
 int64_t int_prop_or(const Napi::Object& o, const char* key, int64_t fallback, int64_t min) {
   if (o.Get(key).IsUndefined()) return fallback;
   return int_prop(o, key, min);

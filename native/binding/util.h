@@ -4,6 +4,7 @@
 #pragma once
 #include <napi.h>
 
+#include <cmath>
 #include <functional>
 #include <string>
 #include <vector>
@@ -76,6 +77,16 @@ inline int64_t int_prop(const Napi::Object& o, const char* key, int64_t min) {
     throw Napi::RangeError::New(o.Env(), std::string(key) + " must be an integer >= " + std::to_string(min) +
                                              ", got " + v.ToString().Utf8Value());
   return static_cast<int64_t>(d);
+}
+
+// Reads an optional finite number property; `fallback` when it is undefined.
+inline double num_prop(const Napi::Object& o, const char* key, double fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsNumber()) throw_type(o.Env(), std::string(key) + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d)) throw Napi::RangeError::New(o.Env(), std::string(key) + " must be finite");
+  return d;
 }
 
 inline std::string string_prop(const Napi::Object& o, const char* key, const std::string& fallback) {
