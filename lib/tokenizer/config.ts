@@ -18,6 +18,13 @@ export interface TokenizerConfig {
   independentMasks: boolean;
   /** Commitment-loss weight. */
   beta: number;
+  /**
+   * Weight of the cross-encoder decorrelation term (beyond the paper; 0 = the paper's loss):
+   * sum over encoder pairs of ||C_kj||^2 / (tr C_kk tr C_jj), C_kj the batch cross-covariance of
+   * encoders k and j. Counters the K encoders drifting to one function (all get the same
+   * straight-through gradient through the mean), which makes the K codes collide.
+   */
+  decorrelation: number;
   /** AdamW. */
   lr: number;
   weightDecay: number;
@@ -49,6 +56,7 @@ export const DEFAULT_TOKENIZER_CONFIG: TokenizerConfig = {
   maskRate: 0.2,
   independentMasks: false,
   beta: 0.25,
+  decorrelation: 0,
   lr: 1e-3,
   weightDecay: 0.01,
   epochs: 100,
@@ -86,6 +94,7 @@ export function resolveTokenizerConfig(input: TokenizerConfigInput = {}): Tokeni
   }
   numIn('maskRate', c.maskRate, 0, 1, true);
   numIn('beta', c.beta, 0, 1e6);
+  numIn('decorrelation', c.decorrelation, 0, 1e6);
   numIn('lr', c.lr, 1e-12, 10);
   numIn('weightDecay', c.weightDecay, 0, 1e3);
   intIn('epochs', c.epochs, 0);

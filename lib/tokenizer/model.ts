@@ -43,6 +43,7 @@ export class Tokenizer {
       decHidden: config.decHidden,
       maskRate: config.maskRate,
       beta: config.beta,
+      decorrelation: config.decorrelation,
       lr: config.lr,
       beta1: 0.9,
       beta2: 0.999,

@@ -6,6 +6,8 @@ export interface NativeStepResult {
   recon: number;
   codebook: number;
   commitment: number;
+  /** Cross-encoder decorrelation term (0 when its weight is 0). */
+  decorrelation: number;
   /** (B * K) codes chosen for the batch (masked input). */
   codes: Int32Array;
 }
@@ -30,6 +32,7 @@ export interface NativeMqConfig {
   decHidden: number[];
   maskRate: number;
   beta: number;
+  decorrelation: number;
   lr: number;
   beta1: number;
   beta2: number;

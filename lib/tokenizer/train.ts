@@ -14,6 +14,8 @@ export interface TokenizerEpochRecord {
   recon: number;
   codebook: number;
   commitment: number;
+  /** Cross-encoder decorrelation term (0 unless config.decorrelation > 0). */
+  decorrelation: number;
   /** Fraction of each codebook's codewords chosen at least once during the epoch (masked inputs). */
   utilisation: number[];
   /** The same for the clean (unmasked) codes of the training ids after the epoch (when re-seeding is on). */
@@ -170,7 +172,7 @@ export async function trainTokenizer(vectors: Float32Array, dim: number, input: 
       const perm = trainIds.slice();
       shuffle(perm, rand);
       const used = Array.from({ length: K }, () => new Uint8Array(L));
-      let loss = 0, recon = 0, cb = 0, com = 0, seen = 0;
+      let loss = 0, recon = 0, cb = 0, com = 0, dec = 0, seen = 0;
       for (let bi = 0; bi < batches; bi++) {
         throwIfAborted(signal);
         const ids = perm.subarray(bi * B, Math.min(perm.length, (bi + 1) * B));
@@ -183,6 +185,7 @@ export async function trainTokenizer(vectors: Float32Array, dim: number, input: 
         recon += r.recon * m;
         cb += r.codebook * m;
         com += r.commitment * m;
+        dec += r.decorrelation * m;
         seen += m;
         onProgress?.({ phase: 'batch', epoch: epoch + 1, epochs: config.epochs, batch: bi + 1, batches, loss: r.loss });
       }
@@ -234,6 +237,7 @@ export async function trainTokenizer(vectors: Float32Array, dim: number, input: 
         recon: recon / seen,
         codebook: cb / seen,
         commitment: com / seen,
+        decorrelation: dec / seen,
         utilisation: used.map((u) => u.reduce((s, v) => s + v, 0) / L),
         ...(cleanUtilisation ? { cleanUtilisation } : {}),
         reseeded,

@@ -3,8 +3,8 @@
 //   vqNearest({ a, codebooks, K, dim, backend }) -> Promise<{ idx: Int32Array (B*K), dist: Float32Array (B*K) }>
 //     a: Float32Array (B*K*dim) laid out (B, K, dim); codebooks: Float32Array (K*L*dim) laid out (K, L, dim).
 //   kmeans({ data, dim, L, iters, seed }) -> Promise<{ centroids: Float32Array (L*dim), mse: number }>
-//   new MqTokenizer({ d, K, L, dc, encHidden, decHidden, maskRate, beta, lr, beta1, beta2, eps, weightDecay, seed, independentMasks })
-//     .trainStep(x, rowIds, epoch) -> Promise<{ loss, recon, codebook, commitment, codes: Int32Array (B*K) }>
+//   new MqTokenizer({ d, K, L, dc, encHidden, decHidden, maskRate, beta, lr, beta1, beta2, eps, weightDecay, decorrelation, seed, independentMasks })
+//     .trainStep(x, rowIds, epoch) -> Promise<{ loss, recon, codebook, commitment, decorrelation, codes: Int32Array (B*K) }>
 //     .encode(x, backend?) -> Promise<{ codes: Int32Array (B*K), dist: Float32Array (B*K) }>   (no mask)
 //     .encoderOutputs(x) -> Promise<Float32Array (B*K*dc)>
 //     .reconstruct(x) -> Promise<{ recon: Float32Array (B*d), codes: Int32Array (B*K) }>
@@ -144,6 +144,7 @@ class MqTokenizerJs : public Napi::ObjectWrap<MqTokenizerJs> {
     c.beta2 = float(num_prop(o, "beta2", c.beta2));
     c.eps = float(num_prop(o, "eps", c.eps));
     c.weight_decay = float(num_prop(o, "weightDecay", c.weight_decay));
+    c.decorrelation = float(num_prop(o, "decorrelation", c.decorrelation));
     c.seed = uint64_t(int_prop_or(o, "seed", 1, 0));
     Napi::Value im = o.Get("independentMasks");
     if (!im.IsUndefined()) {
@@ -196,6 +197,7 @@ class MqTokenizerJs : public Napi::ObjectWrap<MqTokenizerJs> {
           r.Set("recon", st->recon);
           r.Set("codebook", st->codebook);
           r.Set("commitment", st->commitment);
+          r.Set("decorrelation", st->decorrelation);
           r.Set("codes", keep->Value());
           return r;
         },

@@ -78,7 +78,37 @@ struct Reference {
     rec /= double(B * c.d);
     if (recon) *recon = rec;
     if (recon_only) return rec;
-    return rec + (cbl + c.beta * com) / double(B * c.dc);
+    return rec + (cbl + c.beta * com) / double(B * c.dc) + decorrelation(a);
+  }
+
+  // lambda * sum_{k<j} ||C_kj||^2 / (tr C_kk tr C_jj), straight from the definition in float64.
+  double decorrelation(const std::vector<double>& a) const {
+    const auto& c = t.config();
+    if (c.decorrelation == 0.f) return 0;
+    std::vector<double> ac = a;
+    for (int64_t k = 0; k < c.K; ++k)
+      for (int64_t e = 0; e < c.dc; ++e) {
+        double m = 0;
+        for (int64_t b = 0; b < B; ++b) m += ac[size_t((b * c.K + k) * c.dc + e)];
+        for (int64_t b = 0; b < B; ++b) ac[size_t((b * c.K + k) * c.dc + e)] -= m / double(B);
+      }
+    auto cov = [&](int64_t k, int64_t j, int64_t p, int64_t q) {
+      double v = 0;
+      for (int64_t b = 0; b < B; ++b) v += ac[size_t((b * c.K + k) * c.dc + p)] * ac[size_t((b * c.K + j) * c.dc + q)];
+      return v / double(B);
+    };
+    double total = 0;
+    for (int64_t k = 0; k < c.K; ++k)
+      for (int64_t j = k + 1; j < c.K; ++j) {
+        double n = 0, sk = 0, sj = 0;
+        for (int64_t p = 0; p < c.dc; ++p) {
+          sk += cov(k, k, p, p);
+          sj += cov(j, j, p, p);
+          for (int64_t q = 0; q < c.dc; ++q) n += cov(k, j, p, q) * cov(k, j, p, q);
+        }
+        total += n / (sk * sj);
+      }
+    return double(c.decorrelation) * total;
   }
 };
 
@@ -98,9 +128,11 @@ MqConfig tiny_config() {
 
 }  // namespace
 
-static void check_gradients(bool independent_masks) {
+static void check_gradients(bool independent_masks, float decorrelation = 0.f) {
   MqConfig cfg = tiny_config();
   cfg.independent_masks = independent_masks;
+  cfg.decorrelation = decorrelation;
+  if (decorrelation > 0.f) cfg.K = 3;  // three pairs of encoders
   MqTokenizer t(cfg);
   TestRng rng(21);
   const int64_t B = 7;
@@ -166,6 +198,8 @@ static void check_gradients(bool independent_masks) {
   double L0 = ref.loss(p0, &recon);
   CHECK_NEAR(st.loss, L0, 1e-5 * (1 + L0));
   CHECK_NEAR(st.recon, recon, 1e-5 * (1 + recon));
+  CHECK_NEAR(st.decorrelation, ref.decorrelation(ref.a0), 1e-5);
+  if (decorrelation > 0.f) CHECK(st.decorrelation > 1e-3);  // the term is really exercised
 
   const double h = 1e-6;
   int bad = 0, enc_nonzero = 0;
@@ -189,6 +223,7 @@ static void check_gradients(bool independent_masks) {
 
 TEST(gradients_match_finite_differences_through_mask_encoders_st_decoder) { check_gradients(false); }
 TEST(gradients_match_finite_differences_with_independent_masks) { check_gradients(true); }
+TEST(gradients_match_finite_differences_with_decorrelation) { check_gradients(false, 0.7f); }
 
 // Small model on clustered data (8 clusters in 8-D): something a tokenizer can learn quickly.
 static MqConfig small_config() {
@@ -283,6 +318,11 @@ TEST(rejects_bad_configs) {
   CHECK_THROWS(MqTokenizer{c});
   c = tiny_config();
   c.L = 1;
+  CHECK_THROWS(MqTokenizer{c});
+  c = tiny_config();
+  c.decorrelation = -0.1f;
+  CHECK_THROWS(MqTokenizer{c});
+  c.decorrelation = std::nanf("");
   CHECK_THROWS(MqTokenizer{c});
   MqTokenizer t(tiny_config());
   float v[3] = {0, 0, 0};

@@ -11,6 +11,12 @@
 //   recon      = mean_{b,j} (x[b,j] - r[b,j])^2                (r = decoder(mean_k c^k_{w_k}))
 //   codebook   = sum_k mean_{b,e} (sg[a^k] - c^k_w)^2
 //   commitment = beta * sum_k mean_{b,e} (a^k - sg[c^k_w])^2
+//   decorrelation = lambda * sum_{k<j} ||C_kj||_F^2 / (tr C_kk * tr C_jj)      (off when lambda = 0)
+//     where C_kj = A_k^T A_j / B is the cross-covariance of encoders k and j over the batch
+//     (A_k: encoder k's outputs (B, dc), centred per column). Beyond the paper: with the mean
+//     decoder every encoder gets the same straight-through gradient, so the K encoders drift to
+//     the same function and their codebooks partition the items alike (collisions); this term,
+//     in [0, lambda] per pair, pushes them onto unrelated directions of the input.
 // with the straight-through estimator carrying dL/dz to every a^k (vq.h). The mask is applied to
 // the encoders' input only; the reconstruction target is the unmasked x.
 #pragma once
@@ -37,6 +43,8 @@ struct MqConfig {
   // false: one masked input shared by the K encoders (the paper); true: each encoder draws its own
   // mask (seed mask_seed_of_encoder(seed, k)), which decorrelates the K codebooks' training signals.
   bool independent_masks = false;
+  // Weight lambda of the cross-encoder decorrelation term (see the loss above); 0 = the paper's loss.
+  float decorrelation = 0.f;
 
   void validate() const;
   MlpShape encoder_shape() const;
@@ -47,7 +55,7 @@ struct MqConfig {
 inline uint64_t mask_seed_of_encoder(uint64_t seed, int64_t k) { return mix64(seed ^ (0x9E3779B97F4A7C15ull * uint64_t(k + 1))); }
 
 struct MqStepStats {
-  double loss = 0, recon = 0, codebook = 0, commitment = 0;
+  double loss = 0, recon = 0, codebook = 0, commitment = 0, decorrelation = 0;
 };
 
 class MqTokenizer {
@@ -101,6 +109,7 @@ class MqTokenizer {
   int64_t step_ = 0;
   // scratch, resized per batch
   std::vector<float> xin_, enc_acts_, a_, z_, dec_acts_, dr_, dz_, da_, da_k_;
+  std::vector<float> centred_, cross_;  // decorrelation scratch: centred outputs (B, K, dc), C_kj (dc, dc)
   std::vector<int32_t> idx_;
   mutable std::mutex mu_;
 };

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "tokenrec/error.h"
+#include "tokenrec/gemm.h"
 #include "tokenrec/optim.h"
 #include "tokenrec/parallel.h"
 #include "tokenrec/tokenizer.h"
@@ -23,7 +24,63 @@ void MqConfig::validate() const {
   require(beta1 >= 0.f && beta1 < 1.f && beta2 >= 0.f && beta2 < 1.f, "tokenizer: Adam betas must be in [0, 1)");
   require(eps > 0.f, "tokenizer: eps must be > 0, got ", eps);
   require(std::isfinite(weight_decay) && weight_decay >= 0.f, "tokenizer: weight decay must be >= 0, got ", weight_decay);
+  require(std::isfinite(decorrelation) && decorrelation >= 0.f, "tokenizer: decorrelation weight must be finite and >= 0, got ",
+          decorrelation);
 }
+
+namespace {
+
+// Decorrelation term and its gradient (tokenizer.h). a: encoder outputs (B, K, dc); da: their
+// gradient (B, K, dc), added to. Returns lambda * sum_{k<j} ||C_kj||^2 / (s_k s_j) with
+// s_k = tr C_kk. The gradients are combinations of centred rows, so their column means are
+// zero and the centring itself needs no backward step.
+double decorrelation_loss_grad(const float* a, int64_t B, int64_t K, int64_t dc, float lambda, float* da,
+                               std::vector<float>& centred, std::vector<float>& cross) {
+  centred.assign(a, a + B * K * dc);
+  std::vector<double> s(static_cast<size_t>(K), 0.0), mean(static_cast<size_t>(dc), 0.0);
+  for (int64_t k = 0; k < K; ++k) {
+    std::fill(mean.begin(), mean.end(), 0.0);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t e = 0; e < dc; ++e) mean[size_t(e)] += centred[size_t((b * K + k) * dc + e)];
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t e = 0; e < dc; ++e) {
+        float& v = centred[size_t((b * K + k) * dc + e)];
+        v -= float(mean[size_t(e)] / double(B));
+        s[size_t(k)] += double(v) * v;
+      }
+    s[size_t(k)] /= double(B);
+  }
+  cross.resize(size_t(dc * dc));
+  const int64_t ld = K * dc;
+  double total = 0;
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t j = k + 1; j < K; ++j) {
+      // A constant encoder has no covariance with anything: nothing to decorrelate.
+      if (s[size_t(k)] < 1e-20 || s[size_t(j)] < 1e-20) continue;
+      const float* Ak = centred.data() + k * dc;
+      const float* Aj = centred.data() + j * dc;
+      // C (dc, dc) = A_k^T A_j / B
+      sgemm(true, false, dc, dc, B, 1.f / float(B), Ak, ld, Aj, ld, 0.f, cross.data(), dc);
+      double n = 0;
+      for (float c : cross) n += double(c) * c;
+      const double sk = s[size_t(k)], sj = s[size_t(j)];
+      total += n / (sk * sj);
+      // d/dA_k = 2/(B sk sj) A_j C^T - 2 n/(B sk^2 sj) A_k ; d/dA_j = 2/(B sk sj) A_k C - 2 n/(B sk sj^2) A_j
+      const float g = float(2.0 * lambda / (double(B) * sk * sj));
+      sgemm(false, true, B, dc, dc, g, Aj, ld, cross.data(), dc, 1.f, da + k * dc, ld);
+      sgemm(false, false, B, dc, dc, g, Ak, ld, cross.data(), dc, 1.f, da + j * dc, ld);
+      const float hk = float(2.0 * lambda * n / (double(B) * sk * sk * sj));
+      const float hj = float(2.0 * lambda * n / (double(B) * sk * sj * sj));
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t e = 0; e < dc; ++e) {
+          da[(b * K + k) * dc + e] -= hk * Ak[b * ld + e];
+          da[(b * K + j) * dc + e] -= hj * Aj[b * ld + e];
+        }
+    }
+  return double(lambda) * total;
+}
+
+}  // namespace
 
 MlpShape MqConfig::encoder_shape() const {
   MlpShape s;
@@ -114,7 +171,9 @@ MqStepStats MqTokenizer::loss_and_grads(const float* x, const int32_t* row_ids, 
                                 grads_.data() + codebook_offset());
   st.codebook = vl.codebook;
   st.commitment = vl.commitment;
-  st.loss = st.recon + st.codebook + st.commitment;
+  if (cfg_.decorrelation > 0.f && K > 1 && B > 1)
+    st.decorrelation = decorrelation_loss_grad(a_.data(), B, K, dc, cfg_.decorrelation, da_.data(), centred_, cross_);
+  st.loss = st.recon + st.codebook + st.commitment + st.decorrelation;
   for (int64_t k = 0; k < K; ++k) {
     for (int64_t b = 0; b < B; ++b) std::memcpy(da_k_.data() + b * dc, da_.data() + (b * K + k) * dc, size_t(dc) * sizeof(float));
     mlp_backward_cpu(enc_, params_.data() + encoder_offset(k), enc_acts_.data() + k * enc_acts, B, da_k_.data(),
