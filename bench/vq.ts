@@ -1,9 +1,8 @@
 // MQ-Tokenizer kernels benchmark.
 //   1. Batched nearest-codeword search (100k vectors, K = 3 codebooks of L = 256, d_c = 512):
 //      contenders in CONTENDERS below (native CPU GEMM-based search, native CUDA when a device is
-//      usable, a naive TypeScript loop on a subset). To add one (e.g. faiss-node), push an object
-//      with { name, available, run } to CONTENDERS: it receives the same data and its result is
-//      checked against the native CPU one.
+//      usable, faiss-node IndexFlatL2 with one index per codebook, a naive TypeScript loop on a
+//      subset). Each receives the same data and its result is checked against the native CPU one.
 //   2. Masked-MLP encoding throughput (the K encoders 64 -> 128 -> 256 -> 512), and full encoding
 //      (encoders + search), native vs a naive TypeScript MLP on a subset.
 // Rates are compared with the machine's FP32 peak (bench/README.md). Results: bench/results/vq.json.
@@ -14,6 +13,7 @@ import { resolveTokenizerConfig } from '../lib/tokenizer/config.js';
 import { Tokenizer } from '../lib/tokenizer/model.js';
 import { vqNearest, vqNearestNaive } from '../lib/tokenizer/vq.js';
 import { backendInfo } from '../lib/native/addon.js';
+import { FaissIndex, faissAvailable } from '../lib/retrieval/faiss.js';
 import { describeMachine, machineInfo, timeMs } from './machine.js';
 
 export interface VqProblem {
@@ -62,6 +62,31 @@ export const CONTENDERS: VqContender[] = [
     available: () => (backendInfo().cuda.available ? true : `no CUDA device (${backendInfo().cuda.reason})`),
     rows: (p) => p.B,
     run: async (p) => (await vqNearest({ a: p.a, codebooks: p.codebooks, K: p.K, dim: p.dc, backend: 'cuda' })).idx,
+  },
+  {
+    // One IndexFlatL2 per codebook, nearest codeword (k = 1) of that codebook's rows. faiss-node
+    // takes number[] arrays, so each chunk of rows is converted (part of its real cost in Node).
+    name: 'faiss-node IndexFlatL2 (one index per codebook)',
+    available: () => {
+      const f = faissAvailable();
+      return f.ok ? true : (f.reason ?? 'faiss-node unavailable');
+    },
+    rows: (p) => p.B,
+    run: async (p, rows) => {
+      const idx = new Int32Array(rows * p.K);
+      const chunk = 10_000;
+      const part = new Float32Array(Math.min(rows, chunk) * p.dc);
+      for (let k = 0; k < p.K; k++) {
+        const ix = await FaissIndex.create(p.codebooks.subarray(k * p.L * p.dc, (k + 1) * p.L * p.dc), { dim: p.dc, metric: 'l2' });
+        for (let r0 = 0; r0 < rows; r0 += chunk) {
+          const n = Math.min(chunk, rows - r0);
+          for (let b = 0; b < n; b++) part.set(p.a.subarray(((r0 + b) * p.K + k) * p.dc, ((r0 + b) * p.K + k + 1) * p.dc), b * p.dc);
+          const res = await ix.search(part.subarray(0, n * p.dc), 1);
+          for (let b = 0; b < n; b++) idx[(r0 + b) * p.K + k] = res.ids[b];
+        }
+      }
+      return idx;
+    },
   },
   {
     name: 'naive TypeScript loop',
