@@ -185,9 +185,10 @@ void cf_fold_in_cpu(const CfGraph& g, const float* E, int64_t D, int L, int64_t 
 class FoldInContext {
  public:
   // How fold_in scores (user, item) pairs. Both give the same bits (each score is the same
-  // d-ascending sum); AllItems scores the whole catalogue once per step with 8-wide vector lanes
-  // over items (cheap when the history is long relative to the catalogue), PerPair computes each
-  // needed dot product alone (cheap for a small history in a large catalogue). Auto picks.
+  // d-ascending sum of rounded products, no fused multiply-add); AllItems scores the whole
+  // catalogue once per step with vector lanes over items (cheap when the history is long
+  // relative to the catalogue), PerPair computes only the needed dot products, four at a time
+  // (cheap for a small history in a large catalogue). Auto picks by the number of dot products.
   enum class Scoring { Auto, AllItems, PerPair };
 
   // g: the training graph; E: (N, D) trained ego embeddings (checked finite); L >= 0 layers.
