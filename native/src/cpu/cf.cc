@@ -534,8 +534,8 @@ FoldInContext::FoldInContext(const CfGraph& g, const float* E, int64_t D, int L)
   const float* Ei = E + U * D;
   layer_.resize(size_t(L) * ID);
   final_.assign(Ei, Ei + ID);
-  if (L > 0) std::copy(Ei, Ei + ID, layer_.begin());
   if (L > 0) {
+    std::copy(Ei, Ei + ID, layer_.begin());
     const CsrView A = g.view();
     std::vector<float> a(size_t(N * D)), b(size_t(N * D));
     const float* cur = E;
@@ -614,13 +614,13 @@ void FoldInContext::fit_user(const int32_t* items, int64_t S, uint64_t rng, cons
   const size_t Ds = static_cast<size_t>(D);
   std::vector<float> cvec(Ds, 0.f), e(Ds, 0.f), m(Ds, 0.f), v(Ds, 0.f), f(Ds), gr(Ds);
   std::vector<float> score(all_items ? size_t(I) : 0);  // (I) <f, F_i> this step (AllItems)
-  std::vector<int32_t> neg(size_t(c.negatives));        // one positive's negatives
+  std::vector<int32_t> neg(size_t(c.negatives));        // one positive's negatives,
+  std::vector<float> nscore(size_t(c.negatives));       // their scores
+  std::vector<float> coef(size_t(c.negatives));         // and dLoss/d(score difference)
   // Membership of the user's items as a bit set (I bits): the rejection test of every draw, a
   // shift and a mask instead of a binary search's unpredictable branches.
   std::vector<uint64_t> seen(size_t((I + 63) / 64), 0);
   for (int64_t k = 0; k < S; ++k) seen[size_t(items[k]) >> 6] |= uint64_t(1) << (items[k] & 63);
-  std::vector<float> nscore(size_t(c.negatives));       // and their scores
-  std::vector<float> coef(size_t(c.negatives));         // and dLoss/d(score difference)
   const float* Fi = final_.data();  // (I, D) final item vectors
   const float inv = 1.f / float(L + 1);
   // Fixed propagated part c = sum_{l=1..L} h^(l), h^(l) = sum_i X_{l-1}[i] / sqrt(|S| (deg(i) + 1)):
