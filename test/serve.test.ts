@@ -258,12 +258,17 @@ describe('Recommender.addItems', () => {
       // new items can be in a new user's history (prompt tokens from the frozen item tokenizer) and are excluded
       const h = await r.recommend({ history: ['brand-new', 'i4'], k: 20 });
       expect(h.items.map((x) => x.id)).not.toContain('brand-new');
+      // a history of items added after training only: no CF signal, the zero fold-in vector, still an answer
+      expect((await r.recommend({ history: ['brand-new'], k: 5 })).items).toHaveLength(5);
       await expect(r.addItems(v.subarray(0, D), ['i3'])).rejects.toMatchObject({ code: 'ERR_TOKENREC_DUPLICATE_ID' });
       await expect(r.addItems(v, ['only-one'])).rejects.toMatchObject({ code: 'ERR_TOKENREC_BAD_REQUEST' });
     } finally {
       await r.dispose();
     }
     await expect(r.recommend({ user: 'u5' })).rejects.toMatchObject({ code: 'ERR_TOKENREC_DISPOSED' });
+    // its fold-in context (built by the history requests above) went with it
+    await expect(r.recommend({ history: ['i4'] })).rejects.toMatchObject({ code: 'ERR_TOKENREC_DISPOSED' });
+    await expect(r.addUser('late', ['i4'])).rejects.toMatchObject({ code: 'ERR_TOKENREC_DISPOSED' });
   });
 });
 

@@ -71,5 +71,35 @@ export type CfFoldInFn = (
   },
 ) => Promise<{ final: Float32Array; ego: Float32Array }>;
 
+/** Options of one fold-in call (FoldInConfig with the native names). */
+export interface NativeFoldInOptions {
+  steps: number;
+  negatives: number;
+  lr: number;
+  lambda: number;
+  seed: number;
+}
+
+/**
+ * Native fold-in context: the item rows of the propagated layers and the final item vectors of a
+ * trained model, computed once. Immutable (calls may overlap); dispose() frees it.
+ */
+export interface NativeCfFoldInContext {
+  /** historyPtr (B + 1) and historyIdx: the new users' items. Returns (B * dim) vectors. */
+  foldIn(historyPtr: Int32Array, historyIdx: Int32Array, o: NativeFoldInOptions): Promise<{ final: Float32Array; ego: Float32Array }>;
+  dispose(): void;
+  readonly numUsers: number;
+  readonly numItems: number;
+  readonly dim: number;
+  readonly layers: number;
+  readonly disposed: boolean;
+}
+
+export type CreateCfFoldInContextFn = (
+  o: TrainCsrArgs & { ego: Float32Array; dim: number; layers: number },
+) => Promise<NativeCfFoldInContext>;
+
 export const createCfTrainer = async (o: Parameters<CreateCfTrainerFn>[0]) => nativeFunction<CreateCfTrainerFn>('createCfTrainer')(o);
 export const cfFoldInNative = async (o: Parameters<CfFoldInFn>[0]) => nativeFunction<CfFoldInFn>('cfFoldIn')(o);
+export const createCfFoldInContextNative = async (o: Parameters<CreateCfFoldInContextFn>[0]) =>
+  nativeFunction<CreateCfFoldInContextFn>('createCfFoldInContext')(o);

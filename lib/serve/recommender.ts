@@ -21,7 +21,7 @@ import { toCsr } from '../data/types.js';
 import { splitLeaveOneOut } from '../data/split.js';
 import { requireManifest, splitFingerprint, verifyStage, type Manifest } from '../io/manifest.js';
 import { loadCfStage, CF_STAGE, type LoadedCfStage } from '../cf/store.js';
-import { foldInUsers } from '../cf/foldin.js';
+import { FoldInContext } from '../cf/foldin.js';
 import { Tokenizer } from '../tokenizer/model.js';
 import { TOKENIZER_FILES, TOKENIZER_STAGE } from '../tokenizer/stage.js';
 import { loadTokenizerCodes } from '../tokenizer/codes.js';
@@ -293,6 +293,8 @@ export class Recommender {
   /** Items of users whose history is not the training CSR (held-out users, users added later). */
   private readonly extraHistory = new Map<number, Int32Array>();
   private readonly historyCap: number;
+  /** Fold-in for history requests: built at the first one (one propagation of the training graph), then reused. */
+  private foldInCtx: Promise<FoldInContext> | null = null;
 
   private constructor(init: {
     dir: string; manifest: Manifest; cf: LoadedCfStage; userTok: Tokenizer; itemTok: Tokenizer; userCodes: Codes; itemCodes: Codes;
@@ -478,18 +480,34 @@ export class Recommender {
     return h.length > this.historyCap ? h.subarray(h.length - this.historyCap) : h;
   }
 
+  /** The fold-in context of the CF model, created once; a failed creation is retried by the next request. */
+  private foldInContext(): Promise<FoldInContext> {
+    this.live(); // never create one after dispose(): nothing would free it
+    if (!this.foldInCtx) {
+      // Items added after training have no place in the CF graph: fold-in uses the trained ones.
+      const cf = this.cf;
+      this.foldInCtx = FoldInContext.create({ numUsers: cf.numUsers, numItems: cf.numItems, dim: this.dim, layers: cf.layers, userEgo: cf.userEgo, itemEgo: cf.itemEgo, trainPtr: cf.trainPtr, trainIdx: cf.trainIdx });
+      this.foldInCtx.catch(() => {
+        this.foldInCtx = null;
+      });
+    }
+    return this.foldInCtx;
+  }
+
   /** Codes (width of the user code table) for new users' histories: fold-in -> frozen user tokenizer. */
   private async newUserCodes(histories: Int32Array[], commit: boolean): Promise<Int32Array> {
     const trained = this.cf.numItems;
-    // Items added after training have no place in the CF graph: fold-in uses the trained ones.
-    const model = { numUsers: this.cf.numUsers, numItems: trained, dim: this.dim, layers: this.cf.layers, userEgo: this.cf.userEgo, itemEgo: this.cf.itemEgo, trainPtr: this.cf.trainPtr, trainIdx: this.cf.trainIdx };
+    const ctx = await this.foldInContext();
     // One fold-in call per history: the native fold-in seeds its negative sampling by the row's
     // position in the call, so a shared call would make a user's vector (and codes) depend on
     // which other requests happened to share its batch.
     const D = this.dim;
     const final = new Float32Array(histories.length * D);
     for (let b = 0; b < histories.length; b++) {
-      const f = await foldInUsers(model, [histories[b].filter((i) => i < trained)], this.cf.config.foldIn);
+      const h = histories[b].filter((i) => i < trained);
+      // Only items added after training: no CF signal, the zero vector (as fold-in gives an empty history).
+      if (h.length === 0) continue;
+      const f = await ctx.foldIn([h], this.cf.config.foldIn);
       final.set(f.final, b * D);
     }
     const raw = await this.userTok.encode(final, { backend: this.backend });
@@ -650,7 +668,7 @@ export class Recommender {
     return u;
   }
 
-  /** Frees the ONNX session, the index and the tokenizers. Later calls fail with ERR_TOKENREC_DISPOSED. */
+  /** Frees the ONNX session, the index, the tokenizers and the fold-in context. Later calls fail with ERR_TOKENREC_DISPOSED. */
   async dispose(): Promise<void> {
     const s = this.session;
     if (!s) return;
@@ -658,7 +676,10 @@ export class Recommender {
     this.index.dispose();
     this.userTok.dispose();
     this.itemTok.dispose();
+    const ctx = this.foldInCtx;
+    this.foldInCtx = null;
     await s.dispose();
+    if (ctx) (await ctx.catch(() => null))?.dispose();
   }
 }
 

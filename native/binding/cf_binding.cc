@@ -15,6 +15,14 @@
 //   cfFoldIn({ numUsers, numItems, trainPtr, trainIdx, ego: Float32Array (N*dim), dim, layers,
 //              historyPtr: Int32Array (B+1), historyIdx: Int32Array, steps, negatives, lr, lambda, seed })
 //     -> Promise<{ final: Float32Array (B*dim), ego: Float32Array (B*dim) }>
+//   createCfFoldInContext({ numUsers, numItems, trainPtr, trainIdx, ego: Float32Array (N*dim), dim, layers })
+//     -> Promise<CfFoldInContext>   (builds the graph and propagates it once, off the event loop)
+//   CfFoldInContext:
+//     foldIn(historyPtr: Int32Array (B+1), historyIdx: Int32Array, { steps, negatives, lr, lambda, seed })
+//       -> Promise<{ final, ego }>   same results as cfFoldIn with the same model and arguments
+//     dispose(); numUsers, numItems, dim, layers, disposed
+//   The context is immutable: several foldIn calls may run at once. dispose() while one runs is
+//   allowed (the running call keeps the data alive); any call after dispose() is an error.
 #include <atomic>
 #include <cmath>
 #include <memory>
@@ -240,52 +248,171 @@ Napi::Value CreateCfTrainer(const Napi::CallbackInfo& info) {
       {a, a.Get("trainPtr"), a.Get("trainIdx")});
 }
 
-Napi::Value CfFoldIn(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Napi::Object a = object_arg(info, 0, "cfFoldIn options");
-  TrainCsr csr = train_csr(a);
-  int64_t D = int_prop(a, "dim", 1);
-  int L = int(int_prop(a, "layers", 0));
-  auto ego = typed_array<float>(a.Get("ego"), "ego");
-  if (int64_t(ego.length) != (csr.U + csr.I) * D)
-    throw Napi::RangeError::New(env, "ego.length (" + std::to_string(ego.length) + ") must be (numUsers + numItems) * dim (" +
-                                         std::to_string((csr.U + csr.I) * D) + ")");
-  auto hp = typed_array<int32_t>(a.Get("historyPtr"), "historyPtr");
-  auto hi = typed_array<int32_t>(a.Get("historyIdx"), "historyIdx");
-  if (hp.length < 1) throw Napi::RangeError::New(env, "historyPtr must hold at least one offset");
-  int64_t B = int64_t(hp.length) - 1;
-  if (hp.data[B] < 0 || size_t(hp.data[B]) != hi.length)
-    throw Napi::RangeError::New(env, "historyPtr[last] must equal historyIdx.length (" + std::to_string(hi.length) + ")");
+// The new users' histories: historyPtr (B + 1), historyIdx (historyPtr[B]); ids are checked by the core.
+struct HistoryCsr {
+  int64_t B;
+  View<int32_t> ptr, idx;
+};
+HistoryCsr history_csr(Napi::Env env, const Napi::Value& ptr, const Napi::Value& idx) {
+  HistoryCsr h;
+  h.ptr = typed_array<int32_t>(ptr, "historyPtr");
+  h.idx = typed_array<int32_t>(idx, "historyIdx");
+  if (h.ptr.length < 1) throw Napi::RangeError::New(env, "historyPtr must hold at least one offset");
+  h.B = int64_t(h.ptr.length) - 1;
+  if (h.ptr.data[h.B] < 0 || size_t(h.ptr.data[h.B]) != h.idx.length)
+    throw Napi::RangeError::New(env, "historyPtr[last] must equal historyIdx.length (" + std::to_string(h.idx.length) + ")");
+  return h;
+}
+
+FoldInConfig fold_in_config(const Napi::Object& a) {
   FoldInConfig fc;
   fc.steps = int(int_prop(a, "steps", 0));
   fc.negatives = int(int_prop(a, "negatives", 1));
   fc.lr = float(num_prop(a, "lr", 0.05));
   fc.lambda = float(num_prop(a, "lambda", 1e-4));
   fc.seed = uint64_t(int_prop(a, "seed", 0));
+  return fc;
+}
+
+// The ego embeddings (N * dim) of a training CSR.
+View<float> ego_array(const Napi::Object& a, const TrainCsr& csr, int64_t D) {
+  auto ego = typed_array<float>(a.Get("ego"), "ego");
+  if (int64_t(ego.length) != (csr.U + csr.I) * D)
+    throw Napi::RangeError::New(a.Env(), "ego.length (" + std::to_string(ego.length) + ") must be (numUsers + numItems) * dim (" +
+                                             std::to_string((csr.U + csr.I) * D) + ")");
+  return ego;
+}
+
+// Runs `fold(pf, pe)` on a worker thread into two new (B * D) arrays and resolves { final, ego }.
+template <typename Fold>
+Napi::Promise run_fold_in(Napi::Env env, int64_t B, int64_t D, Fold fold, std::vector<Napi::Value> keep) {
   auto fin = Napi::Float32Array::New(env, size_t(B * D));
   auto eg = Napi::Float32Array::New(env, size_t(B * D));
   float *pf = fin.Data(), *pe = eg.Data();
   auto refs = std::make_shared<std::pair<Napi::Reference<Napi::Float32Array>, Napi::Reference<Napi::Float32Array>>>(
       Napi::Persistent(fin), Napi::Persistent(eg));
+  keep.push_back(fin);
+  keep.push_back(eg);
   return PromiseWorker::Run(
-      env,
-      [csr, D, L, ego, hp, hi, fc, B, pf, pe] {
-        CfGraph g = build_cf_graph(csr.U, csr.I, csr.ptr.data, csr.idx.data);
-        cf_fold_in_cpu(g, ego.data, D, L, B, hp.data, hi.data, fc, pf, pe);
-      },
+      env, [fold, pf, pe] { fold(pf, pe); },
       [refs](Napi::Env env) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);
         o.Set("final", refs->first.Value());
         o.Set("ego", refs->second.Value());
         return o;
       },
-      {a, a.Get("trainPtr"), a.Get("trainIdx"), a.Get("ego"), a.Get("historyPtr"), a.Get("historyIdx"), fin, eg});
+      std::move(keep));
+}
+
+Napi::Value CfFoldIn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object a = object_arg(info, 0, "cfFoldIn options");
+  TrainCsr csr = train_csr(a);
+  int64_t D = int_prop(a, "dim", 1);
+  int L = int(int_prop(a, "layers", 0));
+  auto ego = ego_array(a, csr, D);
+  HistoryCsr h = history_csr(env, a.Get("historyPtr"), a.Get("historyIdx"));
+  FoldInConfig fc = fold_in_config(a);
+  return run_fold_in(
+      env, h.B, D,
+      [csr, D, L, ego, h, fc](float* pf, float* pe) {
+        CfGraph g = build_cf_graph(csr.U, csr.I, csr.ptr.data, csr.idx.data);
+        cf_fold_in_cpu(g, ego.data, D, L, h.B, h.ptr.data, h.idx.data, fc, pf, pe);
+      },
+      {a, a.Get("trainPtr"), a.Get("trainIdx"), a.Get("ego"), a.Get("historyPtr"), a.Get("historyIdx")});
+}
+
+class CfFoldInContextJs : public Napi::ObjectWrap<CfFoldInContextJs> {
+ public:
+  static Napi::FunctionReference* Define(Napi::Env env, Napi::Object exports) {
+    Napi::Function f = DefineClass(
+        env, "CfFoldInContext",
+        {InstanceMethod("foldIn", &CfFoldInContextJs::FoldIn), InstanceMethod("dispose", &CfFoldInContextJs::Dispose),
+         InstanceAccessor("numUsers", &CfFoldInContextJs::NumUsers, nullptr),
+         InstanceAccessor("numItems", &CfFoldInContextJs::NumItems, nullptr),
+         InstanceAccessor("dim", &CfFoldInContextJs::Dim, nullptr),
+         InstanceAccessor("layers", &CfFoldInContextJs::Layers, nullptr),
+         InstanceAccessor("disposed", &CfFoldInContextJs::Disposed, nullptr)});
+    auto* ctor = new Napi::FunctionReference(Napi::Persistent(f));
+    env.AddCleanupHook([ctor] { delete ctor; });
+    exports.Set("CfFoldInContext", f);
+    return ctor;
+  }
+
+  // Only createCfFoldInContext constructs: it passes an External holding the built context.
+  explicit CfFoldInContextJs(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CfFoldInContextJs>(info) {
+    if (info.Length() < 1 || !info[0].IsExternal())
+      throw_type(info.Env(), "CfFoldInContext cannot be constructed directly: use createCfFoldInContext()");
+    c_ = *info[0].As<Napi::External<std::shared_ptr<const FoldInContext>>>().Data();
+  }
+
+ private:
+  // Shared with running foldIn workers, so dispose() only drops this object's hold on it.
+  std::shared_ptr<const FoldInContext> c_;
+
+  const FoldInContext& live(Napi::Env env, const char* what) const {
+    if (!c_)
+      throw to_js_error(env, "ERR_TOKENREC_DISPOSED", std::string("CfFoldInContext.") + what + ": the context was disposed");
+    return *c_;
+  }
+
+  Napi::Value FoldIn(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    live(env, "foldIn");
+    if (info.Length() < 2) throw_type(env, "foldIn(historyPtr, historyIdx, options)");
+    HistoryCsr h = history_csr(env, info[0], info[1]);
+    Napi::Object o = info.Length() > 2 && !info[2].IsUndefined() ? object_arg(info, 2, "foldIn options") : Napi::Object::New(env);
+    FoldInConfig fc = fold_in_config(o);
+    auto c = c_;
+    return run_fold_in(
+        env, h.B, c->dim(), [c, h, fc](float* pf, float* pe) { c->fold_in(h.B, h.ptr.data, h.idx.data, fc, pf, pe); },
+        {info.This(), info[0], info[1]});
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    c_.reset();
+    return info.Env().Undefined();
+  }
+
+  template <typename F>
+  Napi::Value num(const Napi::CallbackInfo& info, F f) {
+    return Napi::Number::New(info.Env(), double(f(live(info.Env(), "property"))));
+  }
+  Napi::Value NumUsers(const Napi::CallbackInfo& info) { return num(info, [](const FoldInContext& c) { return c.num_users(); }); }
+  Napi::Value NumItems(const Napi::CallbackInfo& info) { return num(info, [](const FoldInContext& c) { return c.num_items(); }); }
+  Napi::Value Dim(const Napi::CallbackInfo& info) { return num(info, [](const FoldInContext& c) { return c.dim(); }); }
+  Napi::Value Layers(const Napi::CallbackInfo& info) {
+    return num(info, [](const FoldInContext& c) { return int64_t(c.layers()); });
+  }
+  Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !c_); }
+};
+
+Napi::Value CreateCfFoldInContext(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object a = object_arg(info, 0, "createCfFoldInContext options");
+  TrainCsr csr = train_csr(a);
+  int64_t D = int_prop(a, "dim", 1);
+  int L = int(int_prop(a, "layers", 0));
+  auto ego = ego_array(a, csr, D);
+  auto* ctor = static_cast<Napi::FunctionReference*>(info.Data());
+  auto holder = std::make_shared<std::shared_ptr<const FoldInContext>>();
+  return PromiseWorker::Run(
+      env,
+      [csr, ego, D, L, holder] {
+        *holder = std::make_shared<const FoldInContext>(csr.U, csr.I, csr.ptr.data, csr.idx.data, ego.data, D, L);
+      },
+      [holder, ctor](Napi::Env env) -> Napi::Value {
+        return ctor->New({Napi::External<std::shared_ptr<const FoldInContext>>::New(env, holder.get())});
+      },
+      {a, a.Get("trainPtr"), a.Get("trainIdx"), a.Get("ego")});
 }
 
 void Init(Napi::Env env, Napi::Object exports) {
   Napi::FunctionReference* ctor = CfTrainerJs::Define(env, exports);
   exports.Set("createCfTrainer", Napi::Function::New(env, CreateCfTrainer, "createCfTrainer", ctor));
   exports.Set("cfFoldIn", Napi::Function::New(env, CfFoldIn, "cfFoldIn"));
+  Napi::FunctionReference* fctor = CfFoldInContextJs::Define(env, exports);
+  exports.Set("createCfFoldInContext", Napi::Function::New(env, CreateCfFoldInContext, "createCfFoldInContext", fctor));
 }
 
 }  // namespace

@@ -311,3 +311,77 @@ TEST(fold_in_reproduces_propagated_part_and_fits_history) {
   int32_t bp[] = {0, 1}, bi[] = {30};
   CHECK_THROWS(cf_fold_in_cpu(g, tr.ego().data(), D, c.layers, 1, bp, bi, fc, of.data(), oe.data()));
 }
+
+TEST(fold_in_context_matches_one_shot_and_scoring_paths_agree) {
+  // The context keeps only item rows; its final item vectors must be the propagation's item rows
+  // bit for bit, its fold-in the one-shot's, and both scoring strategies the same bits (each
+  // score is the same d-ascending sum, whether computed alone or in item lanes).
+  Toy t = toy(50, 37, 8, 5);
+  const int64_t D = 16;
+  const int L = 3;
+  CfGraph g = build_cf_graph(t.U, t.I, t.ptr.data(), t.idx.data());
+  TestRng r(9);
+  std::vector<float> E(size_t(g.nodes() * D));
+  for (auto& x : E) x = float(r.uniform() - 0.5);
+  std::vector<float> F(E.size());
+  cf_propagate_cpu(g.view(), E.data(), D, L, F.data());
+  FoldInContext ctx(t.U, t.I, t.ptr.data(), t.idx.data(), E.data(), D, L);
+  CHECK(ctx.num_items() == t.I && ctx.dim() == D && ctx.layers() == L);
+  CHECK(std::memcmp(ctx.item_final().data(), F.data() + t.U * D, size_t(t.I * D) * sizeof(float)) == 0);
+  // Layer 1's item rows are A E's.
+  std::vector<float> X1(E.size());
+  cf_spmm_cpu(g.view(), E.data(), D, X1.data());
+  CHECK(std::memcmp(ctx.item_layers().data() + t.I * D, X1.data() + t.U * D, size_t(t.I * D) * sizeof(float)) == 0);
+  for (int64_t i = 0; i < t.I; ++i) CHECK(ctx.item_degree()[size_t(i)] == g.ptr[size_t(t.U + i + 1)] - g.ptr[size_t(t.U + i)]);
+
+  // Histories of 1, 3, 20 items (with a repeat) and an empty one.
+  std::vector<int32_t> hp = {0, 1, 4, 4, 25}, hi = {5, 2, 9, 2};
+  for (int k = 0; k < 21; ++k) hi.push_back(int32_t((k * 7) % t.I));
+  hp[4] = int32_t(hi.size());
+  const int64_t B = 4;
+  FoldInConfig fc;
+  fc.steps = 30;
+  fc.negatives = 5;
+  fc.seed = 3;
+  std::vector<float> of1(size_t(B * D)), oe1(size_t(B * D)), of2(of1.size()), oe2(of1.size()), of3(of1.size()), oe3(of1.size());
+  cf_fold_in_cpu(g, E.data(), D, L, B, hp.data(), hi.data(), fc, of1.data(), oe1.data());
+  ctx.fold_in(B, hp.data(), hi.data(), fc, of2.data(), oe2.data(), FoldInContext::Scoring::AllItems);
+  ctx.fold_in(B, hp.data(), hi.data(), fc, of3.data(), oe3.data(), FoldInContext::Scoring::PerPair);
+  const size_t bytes = of1.size() * sizeof(float);
+  CHECK(std::memcmp(of1.data(), of2.data(), bytes) == 0 && std::memcmp(oe1.data(), oe2.data(), bytes) == 0);
+  CHECK(std::memcmp(of2.data(), of3.data(), bytes) == 0 && std::memcmp(oe2.data(), oe3.data(), bytes) == 0);
+  CHECK(of1[size_t(2 * D)] == 0 && oe1[size_t(2 * D)] == 0);  // the empty history
+  // A different seed gives a different fit; bad inputs are errors.
+  fc.seed = 4;
+  ctx.fold_in(B, hp.data(), hi.data(), fc, of3.data(), oe3.data());
+  CHECK(std::memcmp(oe2.data(), oe3.data(), bytes) != 0);
+  int32_t bp[] = {0, 1}, bi[] = {int32_t(t.I)};
+  CHECK_THROWS(ctx.fold_in(1, bp, bi, fc, of3.data(), oe3.data()));
+  FoldInConfig bad = fc;
+  bad.negatives = 0;
+  CHECK_THROWS(ctx.fold_in(1, bp, hi.data(), bad, of3.data(), oe3.data()));
+  E[3] = NAN;
+  CHECK_THROWS(FoldInContext(g, E.data(), D, L));
+}
+
+TEST(fold_in_scoring_paths_agree_for_odd_dims) {
+  // D not a multiple of the vector width: the scalar tails are where a compiler would fuse some
+  // multiply-adds and not others; the fold-in scores are defined without fusion either way.
+  Toy t = toy(30, 41, 6, 11);
+  CfGraph g = build_cf_graph(t.U, t.I, t.ptr.data(), t.idx.data());
+  for (int64_t D : {1, 3, 13}) {
+    TestRng r{uint64_t(D)};
+    std::vector<float> E(size_t(g.nodes() * D));
+    for (auto& x : E) x = float(r.uniform() - 0.5);
+    FoldInContext ctx(g, E.data(), D, 2);
+    std::vector<int32_t> hp = {0, 2, 9}, hi = {4, 40, 1, 2, 3, 5, 8, 13, 21};
+    FoldInConfig fc;
+    fc.steps = 20;
+    fc.negatives = 4;
+    std::vector<float> a(size_t(2 * D)), ae(a.size()), b(a.size()), be(a.size());
+    ctx.fold_in(2, hp.data(), hi.data(), fc, a.data(), ae.data(), FoldInContext::Scoring::AllItems);
+    ctx.fold_in(2, hp.data(), hi.data(), fc, b.data(), be.data(), FoldInContext::Scoring::PerPair);
+    CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+    CHECK(std::memcmp(ae.data(), be.data(), a.size() * sizeof(float)) == 0);
+  }
+}

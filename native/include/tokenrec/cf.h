@@ -172,8 +172,54 @@ struct FoldInConfig {
 // `negatives` uniform unseen items, scored with the frozen final item vectors) plus the L2 term,
 // from e_u = 0. MF (L = 0) is the same with no propagated part.
 // E: (N, D) trained ego embeddings; hist_ptr (B + 1), hist_idx: each new user's items in [0, I).
-// out_final, out_ego: (B, D). Users with no items get zero vectors.
+// out_final, out_ego: (B, D). Users with no items get zero vectors. Row b's negatives are seeded by
+// (c.seed, b). One-shot: builds a FoldInContext and calls it (same results, bit for bit).
 void cf_fold_in_cpu(const CfGraph& g, const float* E, int64_t D, int L, int64_t B, const int32_t* hist_ptr,
                     const int32_t* hist_idx, const FoldInConfig& c, float* out_final, float* out_ego);
+
+// What fold-in needs from a trained model, computed once: the item rows of the layer outputs
+// X_l = A^l E (l = 0..L-1), the final item vectors and the item degrees. The graph and the user
+// rows are dropped after construction, so a server can fold in many users without propagating
+// the graph again (which costs O(interactions * D * L) per call). Immutable after construction:
+// fold_in may run concurrently from several threads.
+class FoldInContext {
+ public:
+  // How fold_in scores (user, item) pairs. Both give the same bits (each score is the same
+  // d-ascending sum of rounded products, no fused multiply-add); AllItems scores the whole
+  // catalogue once per step with vector lanes over items (cheap when the history is long
+  // relative to the catalogue), PerPair computes only the needed dot products, four at a time
+  // (cheap for a small history in a large catalogue). Auto picks by the number of dot products.
+  enum class Scoring { Auto, AllItems, PerPair };
+
+  // g: the training graph; E: (N, D) trained ego embeddings (checked finite); L >= 0 layers.
+  FoldInContext(const CfGraph& g, const float* E, int64_t D, int L);
+  // Builds the graph from the training CSR (train_ptr (U + 1), train_idx) first.
+  FoldInContext(int64_t U, int64_t I, const int32_t* train_ptr, const int32_t* train_idx, const float* E, int64_t D,
+                int L);
+
+  // As cf_fold_in_cpu: hist_ptr (B + 1), hist_idx (hist_ptr[B]) items in [0, I); out_final,
+  // out_ego (B, D). Parallel over the B users.
+  void fold_in(int64_t B, const int32_t* hist_ptr, const int32_t* hist_idx, const FoldInConfig& c, float* out_final,
+               float* out_ego, Scoring scoring = Scoring::Auto) const;
+
+  int64_t num_users() const { return U_; }
+  int64_t num_items() const { return I_; }
+  int64_t dim() const { return D_; }
+  int layers() const { return L_; }
+  // (L, I, D) item rows of X_0..X_{L-1}; (I, D) final item vectors; (I) graph degrees.
+  const std::vector<float>& item_layers() const { return layer_; }
+  const std::vector<float>& item_final() const { return final_; }
+  const std::vector<int32_t>& item_degree() const { return deg_; }
+
+ private:
+  void fit_user(const int32_t* items, int64_t S, uint64_t rng, const FoldInConfig& c, bool all_items, float* out_final,
+                float* out_ego) const;
+  int64_t U_ = 0, I_ = 0, D_ = 0;
+  int L_ = 0;
+  std::vector<float> layer_;    // (L, I, D)
+  std::vector<float> final_;    // (I, D)
+  std::vector<float> final_t_;  // (D, I): final_ transposed, for AllItems scoring
+  std::vector<int32_t> deg_;    // (I)
+};
 
 }  // namespace tokenrec
