@@ -22,7 +22,9 @@ export interface TokenizerConfig {
    * Weight of the cross-encoder decorrelation term (beyond the paper; 0 = the paper's loss):
    * sum over encoder pairs of ||C_kj||^2 / (tr C_kk tr C_jj), C_kj the batch cross-covariance of
    * encoders k and j. Counters the K encoders drifting to one function (all get the same
-   * straight-through gradient through the mean), which makes the K codes collide.
+   * straight-through gradient through the mean), which makes the K codes collide. Default 3:
+   * on LastFM items it took the ids with a unique 3-tuple from 94.5% to 99.2%, on ML1M items from
+   * 83.5% to 98.7%, with equal or lower reconstruction error (docs/RESULTS.md, stage 1).
    */
   decorrelation: number;
   /** AdamW. */
@@ -56,7 +58,7 @@ export const DEFAULT_TOKENIZER_CONFIG: TokenizerConfig = {
   maskRate: 0.2,
   independentMasks: false,
   beta: 0.25,
-  decorrelation: 0,
+  decorrelation: 3,
   lr: 1e-3,
   weightDecay: 0.01,
   epochs: 100,

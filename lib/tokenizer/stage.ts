@@ -48,7 +48,7 @@ export const tokenizerCliOptions: ReadonlyArray<{ flags: string; description: st
   { flags: '--enc-hidden <list>', description: 'tokenizer: encoder hidden widths, comma-separated (default 128,256; decoder mirrored)', key: 'encHidden', kind: 'list' },
   { flags: '--dec-hidden <list>', description: 'tokenizer: decoder hidden widths (default: the encoder\'s reversed)', key: 'decHidden', kind: 'list' },
   { flags: '--beta <x>', description: 'tokenizer: commitment weight (default 0.25)', key: 'beta', kind: 'num' },
-  { flags: '--decorrelate <x>', description: 'tokenizer: weight of the cross-encoder decorrelation term (default 0 = the paper\'s loss)', key: 'decorrelation', kind: 'num' },
+  { flags: '--decorrelate <x>', description: 'tokenizer: weight of the cross-encoder decorrelation term, beyond the paper (default 3; 0 = the paper\'s loss)', key: 'decorrelation', kind: 'num' },
   { flags: '--tok-lr <x>', description: 'tokenizer: AdamW learning rate (default 1e-3)', key: 'lr', kind: 'num' },
   { flags: '--tok-weight-decay <x>', description: 'tokenizer: AdamW weight decay (default 0.01)', key: 'weightDecay', kind: 'num' },
   { flags: '--tok-epochs <n>', description: 'tokenizer: epochs (default 100)', key: 'epochs', kind: 'int' },
