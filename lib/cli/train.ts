@@ -51,6 +51,7 @@ export interface TrainCliOptions extends DataCliOptions {
   gamma?: number;
   llmSeed?: number;
   maxValidUsers?: number;
+  llmPatience?: number;
   dropout?: number;
   beam?: number;
 }
@@ -254,6 +255,7 @@ function llmStageConfig(o: TrainCliOptions): LLMStageConfig {
       gamma: o.gamma ?? t.gamma,
       seed: o.llmSeed ?? t.seed,
       maxValidUsers: o.maxValidUsers ?? t.maxValidUsers,
+      patience: o.llmPatience ?? t.patience,
     },
   };
 }
@@ -367,6 +369,7 @@ export function registerTrain(program: Command): void {
       .option('--gamma <x>', `llm: margin of the negative term (default ${DEFAULT_LLM_STAGE.train.gamma})`, num('--gamma'))
       .option('--dropout <x>', `llm: dropout (default ${DEFAULT_LLM_STAGE.dropout})`, num('--dropout'))
       .option('--max-valid-users <n>', `llm: validation users for model selection (default ${DEFAULT_LLM_STAGE.train.maxValidUsers})`, int('--max-valid-users'))
+      .option('--llm-patience <n>', `llm: validation checks without improvement before stopping (default ${DEFAULT_LLM_STAGE.train.patience}; the learning rate decays linearly to 0 at the last epoch, so a long patience lets it finish)`, int('--llm-patience'))
       .option('--llm-seed <n>', 'llm: seed (default 0)', int('--llm-seed'))
       .option('--beam <n>', 'ar: beam width of the baseline\'s evaluation (default 20)', int('--beam'))
       .option('--force', 'retrain even when the stage is up to date')
