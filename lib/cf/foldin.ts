@@ -46,6 +46,11 @@ function checkHistories(numItems: number, histories: ArrayLike<number>[], allowE
 }
 
 /** Users then items: the (N * dim) ego matrix the native side reads. */
+/** The trained model as the native fold-in takes it: graph, stacked ego embeddings (users then items), shapes. */
+function nativeModel(m: FoldInModel) {
+  return { numUsers: m.numUsers, numItems: m.numItems, trainPtr: m.trainPtr, trainIdx: m.trainIdx, ego: egoOf(m), dim: m.dim, layers: m.layers };
+}
+
 function egoOf(m: FoldInModel): Float32Array {
   if (m.userEgo.length !== m.numUsers * m.dim) throw new RangeError(`userEgo.length (${m.userEgo.length}) must be numUsers * dim (${m.numUsers * m.dim})`);
   if (m.itemEgo.length !== m.numItems * m.dim) throw new RangeError(`itemEgo.length (${m.itemEgo.length}) must be numItems * dim (${m.numItems * m.dim})`);
@@ -74,13 +79,7 @@ export async function foldInUsers(
   checkHistories(m.numItems, histories, true);
   const hist = toCsr(histories.map((h) => Int32Array.from(h)));
   return cfFoldInNative({
-    numUsers: m.numUsers,
-    numItems: m.numItems,
-    trainPtr: m.trainPtr,
-    trainIdx: m.trainIdx,
-    ego: egoOf(m),
-    dim: m.dim,
-    layers: m.layers,
+    ...nativeModel(m),
     historyPtr: hist.ptr,
     historyIdx: hist.idx,
     ...nativeOptions(config),
@@ -107,15 +106,7 @@ export class FoldInContext {
 
   /** Builds the context off the event loop (one propagation of the training graph). */
   static async create(m: FoldInModel): Promise<FoldInContext> {
-    const native = await createCfFoldInContextNative({
-      numUsers: m.numUsers,
-      numItems: m.numItems,
-      trainPtr: m.trainPtr,
-      trainIdx: m.trainIdx,
-      ego: egoOf(m),
-      dim: m.dim,
-      layers: m.layers,
-    });
+    const native = await createCfFoldInContextNative(nativeModel(m));
     return new FoldInContext(native, m.numItems, m.dim);
   }
 
