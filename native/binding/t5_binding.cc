@@ -10,6 +10,8 @@
 //   step({ lr, weightDecay, clipNorm }) -> Promise<{ gradNorm }>       AdamW (+ clipping)
 //   zeroGrad(), getTensors(), getGradients(), setTensors(map), tensorInfo(), inputGradients(),
 //   setDropoutSeed(seed), numParameters(), dispose()
+//   getOptimizerState() -> { steps, m: { name: Float32Array }, v: { name: Float32Array } }
+//   setOptimizerState({ steps, m, v })   AdamW's moments (every tensor, by HF name) and step count
 //
 // Long calls run on libuv workers (PromiseWorker); the model's mutex serialises them. Quick
 // synchronous calls refuse (with an error) to wait for a running one rather than block the event
@@ -64,6 +66,8 @@ class T5ModelWrap : public Napi::ObjectWrap<T5ModelWrap> {
          InstanceMethod("setTensors", &T5ModelWrap::SetTensors), InstanceMethod("tensorInfo", &T5ModelWrap::TensorInfo),
          InstanceMethod("inputGradients", &T5ModelWrap::InputGradients),
          InstanceMethod("setDropoutSeed", &T5ModelWrap::SetDropoutSeed),
+         InstanceMethod("getOptimizerState", &T5ModelWrap::GetOptimizerState),
+         InstanceMethod("setOptimizerState", &T5ModelWrap::SetOptimizerState),
          InstanceMethod("numParameters", &T5ModelWrap::NumParameters),
          InstanceMethod("dispose", &T5ModelWrap::Dispose)});
     exports.Set("T5Model", f);
@@ -272,6 +276,65 @@ class T5ModelWrap : public Napi::ObjectWrap<T5ModelWrap> {
     if (info.Length() < 1 || !info[0].IsNumber()) throw_type(env, "seed must be a number");
     auto lk = try_lock(env, *m);
     m->set_dropout_seed(uint64_t(info[0].As<Napi::Number>().Int64Value()));
+    return env.Undefined();
+  }
+
+  Napi::Value GetOptimizerState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto m = live(env);
+    auto lk = try_lock(env, *m);
+    Napi::Object mo = Napi::Object::New(env), vo = Napi::Object::New(env);
+    for (const T5Tensor& t : m->tensors()) {
+      auto ma = Napi::Float32Array::New(env, size_t(t.size));
+      auto va = Napi::Float32Array::New(env, size_t(t.size));
+      std::copy(m->adam_m().begin() + t.offset, m->adam_m().begin() + t.offset + t.size, ma.Data());
+      std::copy(m->adam_v().begin() + t.offset, m->adam_v().begin() + t.offset + t.size, va.Data());
+      mo.Set(t.name, ma);
+      vo.Set(t.name, va);
+    }
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("steps", double(m->steps_taken()));
+    o.Set("m", mo);
+    o.Set("v", vo);
+    return o;
+  }
+
+  // setOptimizerState({ steps, m, v }): m and v map every tensor name to a Float32Array of its
+  // size. Names and sizes are checked here; values (finite, v >= 0) by the core, which changes
+  // nothing unless all of it is valid.
+  Napi::Value SetOptimizerState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto m = live(env);
+    Napi::Object a = object_arg(info, 0, "optimizer state");
+    Napi::Value sv = a.Get("steps");
+    if (!sv.IsNumber()) throw_type(env, "optimizer state: steps must be a number");
+    double steps = sv.As<Napi::Number>().DoubleValue();
+    if (!(steps >= 0 && steps <= 9007199254740991.0) || steps != double(int64_t(steps)))
+      throw Napi::RangeError::New(env, "optimizer state: steps must be a non-negative integer, got " + std::to_string(steps));
+    auto lk = try_lock(env, *m);
+    const int64_t n = m->num_parameters();
+    std::vector<float> flat[2] = {std::vector<float>(size_t(n)), std::vector<float>(size_t(n))};
+    const char* which[2] = {"m", "v"};
+    for (int k = 0; k < 2; ++k) {
+      Napi::Value mv = a.Get(which[k]);
+      if (!mv.IsObject()) throw_type(env, std::string("optimizer state: ") + which[k] + " must be an object of Float32Arrays by tensor name");
+      Napi::Object map = mv.As<Napi::Object>();
+      Napi::Array keys = map.GetPropertyNames();
+      for (uint32_t i = 0; i < keys.Length(); ++i) {
+        std::string name = keys.Get(i).As<Napi::String>().Utf8Value();
+        if (m->find_tensor(name) < 0)
+          throw to_js_error(env, "ERR_TOKENREC_INVALID_ARGUMENT", std::string("optimizer state: ") + which[k] + " has a tensor '" + name + "' this T5 does not have");
+      }
+      for (const T5Tensor& t : m->tensors()) {
+        std::string what = std::string("optimizer state ") + which[k] + "['" + t.name + "']";
+        if (!map.Has(t.name)) throw to_js_error(env, "ERR_TOKENREC_INVALID_ARGUMENT", what + " is missing");
+        auto view = typed_array<float>(map.Get(t.name), what.c_str());
+        if (int64_t(view.length) != t.size)
+          throw Napi::RangeError::New(env, what + " has " + std::to_string(view.length) + " values, expected " + std::to_string(t.size));
+        std::copy(view.data, view.data + view.length, flat[k].begin() + t.offset);
+      }
+    }
+    guard(env, [&] { m->set_optimizer_state(int64_t(steps), flat[0].data(), n, flat[1].data(), n); });
     return env.Undefined();
   }
 

@@ -15,6 +15,7 @@
 
 #include "check.h"
 #include "rand.h"
+#include "tokenrec/error.h"
 #include "tokenrec/parallel.h"
 #include "tokenrec/t5.h"
 
@@ -378,4 +379,70 @@ TEST(model_validation_errors) {
   h.loss();
   h.model.backward(h.g.data());
   CHECK_THROWS(h.model.backward(h.g.data()));
+}
+
+// The optimiser state round-trips: a model given another's moments and step count takes the
+// same next step, bit for bit; bad states are refused before anything changes.
+TEST(optimizer_state_round_trip_and_validation) {
+  AdamWOptions o;
+  o.lr = 0.01f;
+  o.weight_decay = 0.1f;
+  T5Model a(tiny_config(0.f), 3);
+  TestRng rng(11);
+  for (int s = 0; s < 3; ++s) {
+    for (auto& g : a.grads()) g = rng.symmetric();
+    a.step(o);
+  }
+  // b: same weights, fresh optimiser, then a's state.
+  T5Model b(tiny_config(0.f), 4);
+  b.params() = a.params();
+  const int64_t n = a.num_parameters();
+  b.set_optimizer_state(a.steps_taken(), a.adam_m().data(), n, a.adam_v().data(), n);
+  CHECK(b.steps_taken() == 3);
+  Vec g(static_cast<size_t>(n));
+  for (auto& x : g) x = rng.symmetric();
+  a.grads() = g;
+  b.grads() = g;
+  a.step(o);
+  b.step(o);
+  CHECK(std::memcmp(a.params().data(), b.params().data(), size_t(n) * sizeof(float)) == 0);
+  CHECK(std::memcmp(a.adam_v().data(), b.adam_v().data(), size_t(n) * sizeof(float)) == 0);
+
+  // Bad states: wrong sizes, NaN, negative second moment, non-zero moments at step 0, negative
+  // steps. Each leaves b unchanged.
+  Vec m = a.adam_m(), v = a.adam_v();
+  Vec keep_m = b.adam_m(), keep_v = b.adam_v();
+  const int64_t keep_t = b.steps_taken();
+  auto unchanged = [&] {
+    return b.steps_taken() == keep_t && std::memcmp(b.adam_m().data(), keep_m.data(), size_t(n) * sizeof(float)) == 0 &&
+           std::memcmp(b.adam_v().data(), keep_v.data(), size_t(n) * sizeof(float)) == 0;
+  };
+  auto message = [&](auto fn) -> std::string {
+    try {
+      fn();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  CHECK_THROWS(b.set_optimizer_state(4, m.data(), n - 1, v.data(), n));
+  CHECK_THROWS(b.set_optimizer_state(4, m.data(), n, v.data(), n + 1));
+  CHECK_THROWS(b.set_optimizer_state(-1, m.data(), n, v.data(), n));
+  m[5] = NAN;
+  std::string e1 = message([&] { b.set_optimizer_state(4, m.data(), n, v.data(), n); });
+  CHECK(e1.find("first moment of 'shared.weight'[5]") != std::string::npos);
+  m[5] = 0.f;
+  const T5Tensor& last = a.tensors().back();
+  v[size_t(last.offset + 1)] = -1e-3f;
+  std::string e2 = message([&] { b.set_optimizer_state(4, m.data(), n, v.data(), n); });
+  CHECK(e2.find("second moment of '" + last.name + "'[1] is negative") != std::string::npos);
+  v[size_t(last.offset + 1)] = INFINITY;
+  CHECK_THROWS(b.set_optimizer_state(4, m.data(), n, v.data(), n));
+  v[size_t(last.offset + 1)] = 0.f;
+  CHECK_THROWS(b.set_optimizer_state(0, m.data(), n, v.data(), n));
+  CHECK(unchanged());
+  // A fresh state (step 0, zero moments) is accepted.
+  Vec z(static_cast<size_t>(n), 0.f);
+  b.set_optimizer_state(0, z.data(), n, z.data(), n);
+  CHECK(b.steps_taken() == 0);
 }

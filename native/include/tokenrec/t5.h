@@ -101,6 +101,15 @@ class T5Model {
   // clipping. Throws NotFinite (and changes nothing) when a gradient is NaN or infinite.
   double step(const AdamWOptions& opt);
   int64_t steps_taken() const { return adam_t_; }
+  // AdamW's state, for checkpoints that resume training exactly: first and second moments in
+  // the layout of params() (num_parameters() each) and the number of steps taken so far.
+  const std::vector<float>& adam_m() const { return adam_m_; }
+  const std::vector<float>& adam_v() const { return adam_v_; }
+  // Replaces that state. m, v: (num_parameters()) each, flat in tensors() order; steps >= 0.
+  // Checks everything before changing anything: sizes, finite moments, second moments >= 0,
+  // and all-zero moments when steps == 0 (no step taken yet). Errors name the tensor and the
+  // index within it.
+  void set_optimizer_state(int64_t steps, const float* m, int64_t m_size, const float* v, int64_t v_size);
   // Restarts the dropout random stream (tests use it to repeat a train forward exactly).
   void set_dropout_seed(uint64_t seed);
 

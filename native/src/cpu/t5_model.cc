@@ -497,6 +497,27 @@ void T5Model::backward(const float* grad_out) {
 }
 
 // ---- AdamW -----------------------------------------------------------------------------------
+void T5Model::set_optimizer_state(int64_t steps, const float* m, int64_t m_size, const float* v, int64_t v_size) {
+  const int64_t n = num_parameters();
+  require(steps >= 0, "T5 optimizer state: steps must be >= 0, got ", steps);
+  require(m != nullptr && v != nullptr, "T5 optimizer state: the moments must not be null");
+  require(m_size == n, "T5 optimizer state: first moments have ", m_size, " values, the model has ", n, " parameters");
+  require(v_size == n, "T5 optimizer state: second moments have ", v_size, " values, the model has ", n, " parameters");
+  for (const T5Tensor& t : tensors_) {
+    for (int64_t i = 0; i < t.size; ++i) {
+      const float mi = m[t.offset + i], vi = v[t.offset + i];
+      if (!std::isfinite(mi)) fail(ErrorCode::NotFinite, "T5 optimizer state: first moment of '", t.name, "'[", i, "] is ", mi);
+      if (!std::isfinite(vi)) fail(ErrorCode::NotFinite, "T5 optimizer state: second moment of '", t.name, "'[", i, "] is ", vi);
+      if (vi < 0.f) fail(ErrorCode::InvalidArgument, "T5 optimizer state: second moment of '", t.name, "'[", i, "] is negative (", vi, ")");
+      if (steps == 0 && (mi != 0.f || vi != 0.f))
+        fail(ErrorCode::InvalidArgument, "T5 optimizer state: steps is 0 but the moments of '", t.name, "'[", i, "] are not zero");
+    }
+  }
+  std::copy(m, m + n, adam_m_.begin());
+  std::copy(v, v + n, adam_v_.begin());
+  adam_t_ = steps;
+}
+
 double T5Model::step(const AdamWOptions& o) {
   require(std::isfinite(o.lr) && o.lr >= 0.f, "T5 step: lr must be a finite number >= 0, got ", o.lr);
   require(std::isfinite(o.weight_decay) && o.weight_decay >= 0.f, "T5 step: weightDecay must be >= 0, got ", o.weight_decay);
