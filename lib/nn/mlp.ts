@@ -142,13 +142,51 @@ export class Mlp {
     return out;
   }
 
-  /** Optimiser state (for checkpoints): step count and moments. */
-  optimizerState(): { t: number; m: Float32Array[]; v: Float32Array[] } {
-    return { t: this.t, m: this.m, v: this.v };
+  /**
+   * Optimiser state (for checkpoints): step count and moments, one array per parameter tensor in
+   * the order weights[0..], biases[0..] (empty before the first step). Copies.
+   */
+  optimizerState(): MlpOptimizerState {
+    return { t: this.t, m: this.m.map((a) => a.slice()), v: this.v.map((a) => a.slice()) };
   }
-  setOptimizerState(s: { t: number; m: Float32Array[]; v: Float32Array[] }): void {
+
+  /**
+   * Restores a saved optimiser state, checked before anything changes: t a non-negative integer,
+   * and either no moments (t = 0) or one m and one v per parameter tensor with its exact size,
+   * finite values and v >= 0. Errors name the tensor ('weights[1]', 'biases[0]') and index.
+   */
+  setOptimizerState(s: MlpOptimizerState): void {
+    if (typeof s !== 'object' || s === null) throw new TypeError('MLP optimizer state: expected { t, m, v }');
+    if (!Number.isSafeInteger(s.t) || s.t < 0) throw new RangeError(`MLP optimizer state: t must be a non-negative integer, got ${s.t}`);
+    if (!Array.isArray(s.m) || !Array.isArray(s.v)) throw new TypeError('MLP optimizer state: m and v must be arrays of Float32Array');
+    const names = [...this.weights.map((_, l) => `weights[${l}]`), ...this.biases.map((_, l) => `biases[${l}]`)];
+    const sizes = [...this.weights, ...this.biases].map((p) => p.length);
+    if (s.m.length === 0 && s.v.length === 0) {
+      if (s.t !== 0) throw new RangeError(`MLP optimizer state: t = ${s.t} steps but no moments`);
+    } else {
+      for (const [which, arr] of [['m', s.m], ['v', s.v]] as const) {
+        if (arr.length !== sizes.length) throw new RangeError(`MLP optimizer state: ${which} has ${arr.length} tensors, the MLP has ${sizes.length}`);
+        arr.forEach((a, k) => {
+          if (!(a instanceof Float32Array)) throw new TypeError(`MLP optimizer state: ${which} of ${names[k]} must be a Float32Array`);
+          if (a.length !== sizes[k]) throw new RangeError(`MLP optimizer state: ${which} of ${names[k]} has ${a.length} values, expected ${sizes[k]}`);
+          for (let i = 0; i < a.length; i++) {
+            if (!Number.isFinite(a[i])) throw new RangeError(`MLP optimizer state: ${which} of ${names[k]}[${i}] is ${a[i]}`);
+            if (which === 'v' && a[i] < 0) throw new RangeError(`MLP optimizer state: v of ${names[k]}[${i}] is negative (${a[i]})`);
+            if (s.t === 0 && a[i] !== 0) throw new RangeError(`MLP optimizer state: t is 0 but ${which} of ${names[k]}[${i}] is not zero`);
+          }
+        });
+      }
+    }
     this.t = s.t;
-    this.m = s.m;
-    this.v = s.v;
+    this.m = s.m.map((a) => a.slice());
+    this.v = s.v.map((a) => a.slice());
   }
+}
+
+export interface MlpOptimizerState {
+  /** AdamW steps taken. */
+  t: number;
+  /** First and second moments, one per parameter tensor (weights[0..], then biases[0..]); empty before the first step. */
+  m: Float32Array[];
+  v: Float32Array[];
 }

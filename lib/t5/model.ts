@@ -40,6 +40,15 @@ export interface T5InputGradients {
   decoder: Float32Array;
 }
 
+/** AdamW's state of the backbone (for checkpoints that resume exactly). */
+export interface T5OptimizerState {
+  /** Updates taken so far (the bias corrections depend on it). */
+  steps: number;
+  /** First and second moments by Hugging Face tensor name, each of the tensor's size. */
+  m: Record<string, Float32Array>;
+  v: Record<string, Float32Array>;
+}
+
 interface NativeT5 {
   forward(o: {
     batch: number;
@@ -59,6 +68,8 @@ interface NativeT5 {
   tensorInfo(): Record<string, number[]>;
   inputGradients(): T5InputGradients | null;
   setDropoutSeed(seed: number): void;
+  getOptimizerState(): T5OptimizerState;
+  setOptimizerState(s: T5OptimizerState): void;
   numParameters(): number;
   dispose(): void;
 }
@@ -268,6 +279,21 @@ export class T5Model {
   setDropoutSeed(seed: number): void {
     if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`seed must be a non-negative integer, got ${seed}`);
     this.live().setDropoutSeed(seed);
+  }
+
+  /** Copies of AdamW's moments (by tensor name) and step count. */
+  getOptimizerState(): T5OptimizerState {
+    return this.live().getOptimizerState();
+  }
+
+  /**
+   * Replaces AdamW's state with a saved one: every tensor's m and v (exact sizes, finite, v >= 0)
+   * and the step count. Nothing changes unless all of it is valid.
+   */
+  setOptimizerState(s: T5OptimizerState): void {
+    if (typeof s !== 'object' || s === null) throw new TypeError('setOptimizerState: expected { steps, m, v }');
+    if (!Number.isSafeInteger(s.steps) || s.steps < 0) throw new RangeError(`setOptimizerState: steps must be a non-negative integer, got ${s.steps}`);
+    this.live().setOptimizerState(s);
   }
 
   numParameters(): number {
