@@ -2,8 +2,10 @@
 // (stage 'cf') and the tokenizers' codes (stage 'tokenizer'). Writes the trained backbone and
 // projection (safetensors, Hugging Face T5 names + proj.*), the vocabulary, and the serving graph
 // backbone.onnx (prompt token ids -> z), then records the stage with its metrics.
-// Checkpoints after every epoch (checkpoints/llm-last.*) make a killed run resume; the best
-// epoch on validation is kept apart (checkpoints/llm-best.safetensors) and is what gets saved.
+// Checkpoints after every epoch (checkpoints/llm-last.*: weights, optimiser state, then the
+// state file that points at them) make a killed run resume exactly where an uninterrupted run
+// would be; the best epoch on validation is kept apart (checkpoints/llm-best.safetensors) and is
+// what gets saved.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -60,6 +62,94 @@ function modelTensors(m: LLM4Rec): TensorMap {
   for (const [name, data] of Object.entries(m.t5.getTensors())) out[name] = f32(shapes[name], data);
   for (const [name, t] of Object.entries(m.proj.tensors('proj'))) out[name] = f32(t.shape, t.data);
   return out;
+}
+
+/**
+ * The optimiser state of a model as tensors: the backbone's AdamW moments under
+ * `t5.m.{name}` / `t5.v.{name}` (the weights' shapes), the projection's under
+ * `proj.m.{l}.weight` ... (its tensors' shapes), step counts in the metadata.
+ */
+export function optimizerTensors(m: LLM4Rec): { tensors: TensorMap; metadata: Record<string, string> } {
+  const shapes = m.t5.tensorShapes();
+  const t5 = m.t5.getOptimizerState();
+  const tensors: TensorMap = {};
+  for (const name of Object.keys(shapes)) {
+    tensors[`t5.m.${name}`] = f32(shapes[name], t5.m[name]);
+    tensors[`t5.v.${name}`] = f32(shapes[name], t5.v[name]);
+  }
+  const proj = m.proj.optimizerState();
+  const projShapes = projTensorShapes(m.proj.sizes);
+  // Before the projection's first step it has no moments (and proj_steps is 0).
+  if (proj.m.length) {
+    projOrder(m.proj.layers).forEach((name, k) => {
+      tensors[`proj.m.${name}`] = f32(projShapes[name], proj.m[k]);
+      tensors[`proj.v.${name}`] = f32(projShapes[name], proj.v[k]);
+    });
+  }
+  return { tensors, metadata: { t5_steps: String(t5.steps), proj_steps: String(proj.t) } };
+}
+
+/** Shapes of the projection's tensors by name (`{l}.weight` (out, in), `{l}.bias` (out)). */
+function projTensorShapes(sizes: number[]): Record<string, number[]> {
+  const out: Record<string, number[]> = {};
+  for (let l = 0; l + 1 < sizes.length; l++) {
+    out[`${l}.weight`] = [sizes[l + 1], sizes[l]];
+    out[`${l}.bias`] = [sizes[l + 1]];
+  }
+  return out;
+}
+
+/** Names of the projection's tensors in Mlp's optimiser order: weights[0..], then biases[0..]. */
+function projOrder(layers: number): string[] {
+  return [...Array.from({ length: layers }, (_, l) => `${l}.weight`), ...Array.from({ length: layers }, (_, l) => `${l}.bias`)];
+}
+
+function stepsOf(metadata: Record<string, string>, key: string, source: string): number {
+  const v = Number(metadata[key]);
+  if (metadata[key] === undefined || !Number.isSafeInteger(v) || v < 0) throw new Error(`${source}: metadata '${key}' must be a non-negative integer, got ${metadata[key]}`);
+  return v;
+}
+
+/**
+ * Restores the optimiser state written by optimizerTensors. Every tensor must be there with its
+ * exact shape; values are checked (finite, second moments >= 0) before anything changes.
+ */
+export function restoreOptimizer(m: LLM4Rec, tensors: TensorMap, metadata: Record<string, string>, source: string): void {
+  const shapes = m.t5.tensorShapes();
+  const t5Steps = stepsOf(metadata, 't5_steps', source);
+  const projSteps = stepsOf(metadata, 'proj_steps', source);
+  const known = new Set<string>();
+  const t5 = { steps: t5Steps, m: {} as Record<string, Float32Array>, v: {} as Record<string, Float32Array> };
+  for (const [name, shape] of Object.entries(shapes)) {
+    for (const k of ['m', 'v'] as const) {
+      const t = expectTensor(tensors, `t5.${k}.${name}`, shape, source);
+      requireFinite(t, `t5.${k}.${name}`, source);
+      t5[k][name] = t.data as Float32Array;
+      known.add(`t5.${k}.${name}`);
+    }
+  }
+  const proj = { t: projSteps, m: [] as Float32Array[], v: [] as Float32Array[] };
+  const projShapes = projTensorShapes(m.proj.sizes);
+  if (projSteps > 0) {
+    for (const name of projOrder(m.proj.layers)) {
+      for (const k of ['m', 'v'] as const) {
+        const t = expectTensor(tensors, `proj.${k}.${name}`, projShapes[name], source);
+        requireFinite(t, `proj.${k}.${name}`, source);
+        proj[k].push(t.data as Float32Array);
+        known.add(`proj.${k}.${name}`);
+      }
+    }
+  }
+  for (const name of Object.keys(tensors)) if (!known.has(name)) throw new Error(`${source}: unexpected tensor '${name}' in the optimiser state`);
+  // The projection first: it is checked in TypeScript and changes nothing when it throws; then
+  // the backbone, which the native code checks before it changes anything. On an error the
+  // caller discards the whole model.
+  m.proj.setOptimizerState(proj);
+  try {
+    m.t5.setOptimizerState(t5);
+  } catch (e) {
+    throw new Error(`${source}: ${(e as Error).message}`);
+  }
 }
 
 /** Rebuilds a model from saved tensors (T5 HF names + proj.*), checking every shape and value. */
@@ -150,6 +240,56 @@ export interface LLMStageResult {
   upToDate: boolean;
 }
 
+interface CheckpointState {
+  hash: string;
+  epoch: number;
+  best: { epoch: number; ndcg20: number };
+  history: EpochReport[];
+}
+
+/**
+ * The model and progress of the last checkpoint, or why it cannot be used (reason '' when it is
+ * of another configuration: no message then). Anything unusable (unreadable files, files of
+ * another epoch, wrong shapes, NaN, negative second moments) means a clean restart, never a
+ * half-restored model.
+ */
+function resumeFromCheckpoint(
+  shape: LLM4RecShape,
+  vocab: Vocabulary,
+  hash: string,
+  lastPath: string,
+  optimPath: string,
+  statePath: string,
+): { model: LLM4Rec; epoch: number; best: CheckpointState['best']; history: EpochReport[] } | { reason: string } {
+  let st: CheckpointState;
+  try {
+    st = JSON.parse(readFileSync(statePath, 'utf8')) as CheckpointState;
+    if (typeof st !== 'object' || st === null || !Number.isSafeInteger(st.epoch) || st.epoch < 1 || !Array.isArray(st.history) || typeof st.best?.epoch !== 'number') {
+      throw new Error('fields missing or malformed');
+    }
+  } catch (e) {
+    return { reason: `the checkpoint state ${statePath} is unreadable (${(e as Error).message})` };
+  }
+  if (st.hash !== hash) return { reason: '' };
+  let model: LLM4Rec | undefined;
+  try {
+    for (const p of [lastPath, optimPath]) if (!existsSync(p)) throw new Error(`${p} is missing`);
+    const weights = readSafetensors(lastPath);
+    const optim = readSafetensors(optimPath);
+    for (const [p, f] of [[lastPath, weights], [optimPath, optim]] as const) {
+      if (f.metadata.epoch !== String(st.epoch) || f.metadata.hash !== hash) {
+        throw new Error(`${p} is of epoch ${f.metadata.epoch ?? '?'}, the state file of epoch ${st.epoch}`);
+      }
+    }
+    model = modelFromTensors(shape, vocab, weights.tensors, lastPath);
+    restoreOptimizer(model, optim.tensors, optim.metadata, optimPath);
+    return { model, epoch: st.epoch, best: st.best, history: st.history };
+  } catch (e) {
+    model?.dispose();
+    return { reason: `the checkpoint of epoch ${st.epoch} cannot be resumed: ${(e as Error).message}` };
+  }
+}
+
 /** Trains (or resumes) the LLM stage into `dir` and records it. */
 export async function runLLMStage(dir: string, split: Split, cfg: LLMStageConfig, hooks: LLMStageHooks = {}): Promise<LLMStageResult> {
   const manifest = requireManifest(dir);
@@ -160,22 +300,32 @@ export async function runLLMStage(dir: string, split: Split, cfg: LLMStageConfig
   const ckDir = join(dir, 'checkpoints');
   const lastPath = join(ckDir, 'llm-last.safetensors');
   const bestPath = join(ckDir, 'llm-best.safetensors');
+  const optimPath = join(ckDir, 'llm-last.optim.safetensors');
   const statePath = join(ckDir, 'llm-state.json');
   const hash = configHash(cfg, manifest);
-  let model: LLM4Rec;
+  let model: LLM4Rec | undefined;
   let startEpoch = 0;
   let best = { epoch: -1, ndcg20: -1 };
   let history: EpochReport[] = [];
-  if (existsSync(statePath) && existsSync(lastPath)) {
-    const st = JSON.parse(readFileSync(statePath, 'utf8')) as { hash: string; epoch: number; best: { epoch: number; ndcg20: number }; history: EpochReport[] };
-    if (st.hash === hash) {
-      model = modelFromTensors(shape, vocab, readSafetensors(lastPath).tensors, lastPath);
-      startEpoch = st.epoch;
-      best = st.best;
-      history = st.history;
-      hooks.onMessage?.(`llm: resuming after epoch ${startEpoch} (best so far: epoch ${best.epoch}); the optimiser's moments restart`);
-    } else model = LLM4Rec.create(shape, vocab, cfg.train.seed);
-  } else model = LLM4Rec.create(shape, vocab, cfg.train.seed);
+  if (existsSync(statePath)) {
+    const resumed = resumeFromCheckpoint(shape, vocab, hash, lastPath, optimPath, statePath);
+    if ('model' in resumed) {
+      ({ model, history } = resumed);
+      startEpoch = resumed.epoch;
+      best = resumed.best;
+      hooks.onMessage?.(`llm: resuming after epoch ${startEpoch} (best so far: epoch ${best.epoch})`);
+    } else if (resumed.reason) {
+      hooks.onMessage?.(`llm: ${resumed.reason}; training starts over from epoch 0`);
+    }
+  }
+  if (!model) {
+    // A fresh run: no best model of an earlier run may stand in for this one's.
+    rmSync(bestPath, { force: true });
+    model = LLM4Rec.create(shape, vocab, cfg.train.seed);
+  }
+  // Evaluations without improvement since the best one (the early-stopping counter).
+  const bad = history.filter((r) => r.valid && r.epoch > best.epoch).length;
+  const training = model;
 
   const t0 = performance.now();
   const result = await trainLLM(
@@ -191,13 +341,20 @@ export async function runLLMStage(dir: string, split: Split, cfg: LLMStageConfig
       onEpoch: (r) => {
         history.push(r);
         if (r.valid && r.valid.ndcg20 > best.ndcg20) best = { epoch: r.epoch, ndcg20: r.valid.ndcg20 };
-        writeSafetensors(lastPath, modelTensors(model));
+        // Weights and optimiser state first (each written atomically, tagged with the epoch),
+        // the state file that points at them last: a kill in between leaves a state file whose
+        // epoch does not match, which resumeFromCheckpoint refuses.
+        const tag = { hash, epoch: String(r.epoch) };
+        writeSafetensors(lastPath, modelTensors(training), tag);
+        const optim = optimizerTensors(training);
+        writeSafetensors(optimPath, optim.tensors, { ...optim.metadata, ...tag });
         writeFileAtomic(statePath, JSON.stringify({ hash, epoch: r.epoch, best, history }));
         hooks.onEpoch?.(r);
       },
     },
     startEpoch,
     best,
+    bad,
   );
   const trainSeconds = (performance.now() - t0) / 1000;
   // The saved model is the best epoch on validation.
@@ -230,7 +387,7 @@ export async function runLLMStage(dir: string, split: Split, cfg: LLMStageConfig
   const previous = fresh.stages[LLM_STAGE] ? Object.keys(fresh.stages[LLM_STAGE].files) : [];
   recordStage(dir, fresh, LLM_STAGE, { ...cfg, hash } as unknown as Record<string, unknown>, [weightsFile, 'vocab.json', 'backbone.onnx'], metrics);
   for (const f of previous) if (f !== weightsFile && f.startsWith('llm.')) rmSync(join(dir, f), { force: true });
-  for (const p of [lastPath, bestPath, statePath]) rmSync(p, { force: true });
+  for (const p of [lastPath, optimPath, bestPath, statePath]) rmSync(p, { force: true });
   model.dispose();
   return { metrics, upToDate: false };
 }

@@ -142,10 +142,22 @@ export interface TrainResult {
 }
 
 /**
- * Trains `model` in place. `startEpoch` > 0 resumes after a checkpoint. Keeps track of the best
- * validation NDCG@20 and calls hooks.onBest so the caller can save that model.
+ * Trains `model` in place. `startEpoch` > 0 resumes after a checkpoint: with the model's weights
+ * and optimiser state of that epoch restored, `best` and `bad` (evaluations without improvement
+ * since the best) as they were then, the run continues exactly as an uninterrupted one, because
+ * every epoch's randomness (samples, templates, negatives, batch order, dropout) is seeded from
+ * (seed, epoch) and the learning rate from the global step. Keeps track of the best validation
+ * NDCG@20 and calls hooks.onBest so the caller can save that model.
  */
-export async function trainLLM(model: LLM4Rec, data: LLMData, o: LLMTrainOptions, hooks: TrainHooks = {}, startEpoch = 0, best = { epoch: -1, ndcg20: -1 }): Promise<TrainResult> {
+export async function trainLLM(
+  model: LLM4Rec,
+  data: LLMData,
+  o: LLMTrainOptions,
+  hooks: TrainHooks = {},
+  startEpoch = 0,
+  best = { epoch: -1, ndcg20: -1 },
+  bad = 0,
+): Promise<TrainResult> {
   const { split } = data;
   const d = data.itemDim;
   const trainers = Array.from(split.trainUsers).filter((u) => split.train[u].length > 0);
@@ -156,11 +168,12 @@ export async function trainLLM(model: LLM4Rec, data: LLMData, o: LLMTrainOptions
   const stepsPerEpoch = Math.ceil((trainers.length * o.samplesPerUser) / o.batch);
   const schedule = { peak: o.lr, warmupSteps: Math.floor(o.warmupFraction * stepsPerEpoch * o.epochs), totalSteps: Math.max(1, stepsPerEpoch * o.epochs), decay: 'linear' as const, minRatio: 0.05 };
   const history: EpochReport[] = [];
-  let bad = 0;
-  let stoppedEarly = false;
-  for (let epoch = startEpoch; epoch < o.epochs; epoch++) {
+  // A checkpoint written by the epoch that hit the patience resumes as stopped.
+  let stoppedEarly = startEpoch > 0 && startEpoch < o.epochs && bad >= o.patience;
+  for (let epoch = startEpoch; epoch < o.epochs && !stoppedEarly; epoch++) {
     if (hooks.signal?.aborted) throw new Error('training aborted');
     const rand = seededRandom(o.seed * 1000 + epoch);
+    model.t5.setDropoutSeed(o.seed * 1000 + epoch);
     const samples: Sample[] = [];
     for (let r = 0; r < o.samplesPerUser; r++) for (const u of trainers) samples.push(trainingSample(split, u, o.historyCap, rand));
     const batches = lengthBucketedBatches(samples, o.batch, rand);
