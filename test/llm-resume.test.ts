@@ -12,7 +12,7 @@ import { recordStage, requireManifest } from '../lib/io/manifest.js';
 import { TOKENIZER_FILES, TOKENIZER_STAGE } from '../lib/tokenizer/stage.js';
 import { resolveCfConfig, trainingCsr } from '../lib/cf/config.js';
 import { DEFAULT_LLM_STAGE, LLM_STAGE, llmInputs, optimizerTensors, restoreOptimizer, runLLMStage, type LLMStageConfig } from '../lib/llm/stage.js';
-import { DEFAULT_LLM_TRAIN } from '../lib/llm/train.js';
+import { DEFAULT_LLM_TRAIN, trainLLM } from '../lib/llm/train.js';
 import { LLM4Rec, padPrompts } from '../lib/llm/model.js';
 import { t5Config } from '../lib/t5/config.js';
 import { Mlp } from '../lib/nn/mlp.js';
@@ -181,6 +181,20 @@ describe('optimiser state of LLM4Rec', () => {
     expect(fa.every((t, i) => same(t, fc[i]))).toBe(false);
     expect(b.t5.getOptimizerState().steps).toBe(4);
     for (const m of [a, b, c]) m.dispose();
+  });
+
+  it('a checkpoint of the epoch that ran out of patience resumes as stopped (no further epoch)', async () => {
+    const { vocab, data } = llmInputs(join(tmp.dir, 'base'), split, cfg);
+    const m = LLM4Rec.create({ t5: t5Config('t5-tiny', vocab.size), queries: 2, projHidden: [16], itemDim: D }, vocab, 1);
+    const epochs: number[] = [];
+    const o = { ...cfg.train, epochs: 4, patience: 1 };
+    const stopped = await trainLLM(m, data, o, { onEpoch: (r) => epochs.push(r.epoch) }, 2, { epoch: 1, ndcg20: 0.5 }, 1);
+    expect(stopped.stoppedEarly).toBe(true);
+    expect(epochs).toEqual([]);
+    const goesOn = await trainLLM(m, data, { ...o, epochs: 3 }, { onEpoch: (r) => epochs.push(r.epoch) }, 2, { epoch: 1, ndcg20: 0.5 }, 0);
+    expect(epochs).toEqual([3]);
+    expect(goesOn.history.length).toBe(1);
+    m.dispose();
   });
 
   it('the backbone refuses bad states with errors naming the tensor', () => {
