@@ -3,7 +3,7 @@
 // validation point. Prints a Markdown table and writes the raw results as JSON.
 //
 //   npx tsc -p . && node dist/bench/cf.js [--epochs N] [--batch-size B] [--lr X] [--models lightgcn,mf]
-//       [--json out.json] <data file> [<data file> ...]
+//       [--seed S] [--patience P] [--eval-every E] [--json out.json] <data file> [<data file> ...]
 import { takeOption } from './machine.js';
 import { writeFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
@@ -32,10 +32,12 @@ const epochs = opt('--epochs');
 const batchSize = opt('--batch-size');
 const lr = opt('--lr');
 const evalEvery = opt('--eval-every');
+const seed = opt('--seed');
+const patience = opt('--patience');
 const models = (opt('--models') ?? 'lightgcn,mf').split(',') as CfModelKind[];
 const jsonOut = opt('--json');
 if (args.length === 0) {
-  console.error('usage: node dist/bench/cf.js [--epochs N] [--batch-size B] [--lr X] [--models lightgcn,mf] [--json out.json] <data> ...');
+  console.error('usage: node dist/bench/cf.js [--epochs N] [--batch-size B] [--lr X] [--models lightgcn,mf] [--seed S] [--patience P] [--eval-every E] [--json out.json] <data> ...');
   process.exit(2);
 }
 
@@ -57,6 +59,8 @@ for (const path of args) {
       batchSize: batchSize ? Number(batchSize) : undefined,
       lr: lr ? Number(lr) : undefined,
       evalEvery: evalEvery ? Number(evalEvery) : undefined,
+      seed: seed ? Number(seed) : undefined,
+      patience: patience ? Number(patience) : undefined,
     });
     t0 = performance.now();
     const r = await trainCf(split, {

@@ -9,6 +9,7 @@ import { registerBench } from './bench.js';
 import { registerEval } from './eval.js';
 import { registerInfo } from './info.js';
 import { registerStats } from './stats.js';
+import { registerSplit } from './split.js';
 import { registerTrain } from './train.js';
 import { registerTokenize } from './tokenize.js';
 import { registerRecommend } from './recommend.js';
@@ -21,6 +22,7 @@ const program = new Command('tokenrec')
 
 registerInfo(program);
 registerStats(program);
+registerSplit(program);
 registerBaseline(program);
 registerTrain(program);
 registerDemo(program);
