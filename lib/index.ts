@@ -26,7 +26,7 @@ export { RecommenderError, type ServeErrorCode } from './serve/errors.js';
 export { createService, type ServiceOptions } from './serve/http.js';
 // Stage 0: collaborative vectors.
 export { trainCf, evaluateCf } from './cf/train.js';
-export { foldInUsers, withUsersIncluded } from './cf/foldin.js';
+export { FoldInContext, foldInUsers, withUsersIncluded } from './cf/foldin.js';
 export { loadCfStage, saveCfStage } from './cf/store.js';
 // Stage 1: MQ-Tokenizers.
 export * from './tokenizer/index.js';

@@ -78,7 +78,7 @@ export function optimizerTensors(m: LLM4Rec): { tensors: TensorMap; metadata: Re
     tensors[`t5.v.${name}`] = f32(shapes[name], t5.v[name]);
   }
   const proj = m.proj.optimizerState();
-  const projShapes = projTensorShapes(m.proj.sizes);
+  const projShapes = projTensorShapes(m.proj);
   // Before the projection's first step it has no moments (and proj_steps is 0).
   if (proj.m.length) {
     projOrder(m.proj.layers).forEach((name, k) => {
@@ -89,14 +89,9 @@ export function optimizerTensors(m: LLM4Rec): { tensors: TensorMap; metadata: Re
   return { tensors, metadata: { t5_steps: String(t5.steps), proj_steps: String(proj.t) } };
 }
 
-/** Shapes of the projection's tensors by name (`{l}.weight` (out, in), `{l}.bias` (out)). */
-function projTensorShapes(sizes: number[]): Record<string, number[]> {
-  const out: Record<string, number[]> = {};
-  for (let l = 0; l + 1 < sizes.length; l++) {
-    out[`${l}.weight`] = [sizes[l + 1], sizes[l]];
-    out[`${l}.bias`] = [sizes[l + 1]];
-  }
-  return out;
+/** Shapes of the projection's tensors by name (`{l}.weight`, `{l}.bias`), as the Mlp itself gives them. */
+function projTensorShapes(proj: LLM4Rec['proj']): Record<string, number[]> {
+  return Object.fromEntries(Object.entries(proj.tensors('p')).map(([name, t]) => [name.slice('p.'.length), t.shape]));
 }
 
 /** Names of the projection's tensors in Mlp's optimiser order: weights[0..], then biases[0..]. */
@@ -129,7 +124,7 @@ export function restoreOptimizer(m: LLM4Rec, tensors: TensorMap, metadata: Recor
     }
   }
   const proj = { t: projSteps, m: [] as Float32Array[], v: [] as Float32Array[] };
-  const projShapes = projTensorShapes(m.proj.sizes);
+  const projShapes = projTensorShapes(m.proj);
   if (projSteps > 0) {
     for (const name of projOrder(m.proj.layers)) {
       for (const k of ['m', 'v'] as const) {

@@ -485,8 +485,8 @@ export class Recommender {
     this.live(); // never create one after dispose(): nothing would free it
     if (!this.foldInCtx) {
       // Items added after training have no place in the CF graph: fold-in uses the trained ones.
-      const cf = this.cf;
-      this.foldInCtx = FoldInContext.create({ numUsers: cf.numUsers, numItems: cf.numItems, dim: this.dim, layers: cf.layers, userEgo: cf.userEgo, itemEgo: cf.itemEgo, trainPtr: cf.trainPtr, trainIdx: cf.trainIdx });
+      // The loaded CF stage is itself a fold-in model (its numItems is the trained count).
+      this.foldInCtx = FoldInContext.create(this.cf);
       this.foldInCtx.catch(() => {
         this.foldInCtx = null;
       });
