@@ -3,7 +3,7 @@
 // number of distinct K-tuples and the collisions. Inputs: model directories holding a CF stage
 // (`tokenrec train <data> --out <dir> --stage cf`), or `synthetic:<users>x<items>` for seeded
 // clustered vectors. Prints a Markdown table; raw results in bench/results/vq-quality.json.
-//   npm run build && node dist/bench/vq-quality.js [--epochs N] [--K 3] [--L 256] [--lr X] [--out file.json] <dir|synthetic:UxI> ...
+//   npm run build && node dist/bench/vq-quality.js [--epochs N] [--K 3] [--L 256] [--lr X] [--decorrelate X] [--out file.json] <dir|synthetic:UxI> ...
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { runTokenizerStage } from '../lib/tokenizer/stage.js';
@@ -24,6 +24,7 @@ for (let i = 0; i < args.length; i++) {
   else if (a === '--mask') input.maskRate = Number(args[++i]);
   else if (a === '--seed') input.seed = Number(args[++i]);
   else if (a === '--lr') input.lr = Number(args[++i]);
+  else if (a === '--decorrelate') input.decorrelation = Number(args[++i]);
   else if (a === '--out') outFile = args[++i];
   else inputs.push(a);
 }
