@@ -3,7 +3,7 @@
 // number of distinct K-tuples and the collisions. Inputs: model directories holding a CF stage
 // (`tokenrec train <data> --out <dir> --stage cf`), or `synthetic:<users>x<items>` for seeded
 // clustered vectors. Prints a Markdown table; raw results in bench/results/vq-quality.json.
-//   npm run build && node dist/bench/vq-quality.js [--epochs N] [--K 3] [--L 256] [--lr X] [--decorrelate X] [--out file.json] <dir|synthetic:UxI> ...
+//   npm run build && node dist/bench/vq-quality.js [--epochs N] [--K 3] [--L 256] [--lr X] [--decorrelate X] [--no-unique-codes] [--out file.json] <dir|synthetic:UxI> ...
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { runTokenizerStage } from '../lib/tokenizer/stage.js';
@@ -25,6 +25,7 @@ for (let i = 0; i < args.length; i++) {
   else if (a === '--seed') input.seed = Number(args[++i]);
   else if (a === '--lr') input.lr = Number(args[++i]);
   else if (a === '--decorrelate') input.decorrelation = Number(args[++i]);
+  else if (a === '--no-unique-codes') input.uniqueCodes = false;
   else if (a === '--out') outFile = args[++i];
   else inputs.push(a);
 }
@@ -59,14 +60,15 @@ for (const src of inputs) {
   process.stderr.write(`${src}: ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
 }
 const pct = (x: number) => (100 * x).toFixed(1);
-console.log('\n| input | entity | ids | recon rel. train / held-out | codebook use % (perplexity) | distinct K-tuples | unique ids % | shared tuples (ids) | s/epoch |');
-console.log('|---|---|---|---|---|---|---|---|---|');
+console.log('\n| input | entity | ids | recon rel. train / held-out | codebook use % (perplexity) | distinct K-tuples | unique ids % | shared tuples (ids) | nearest codes: unique ids % | ids moved (cost +%) | s/epoch |');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|');
 for (const { input: src, entity, stats: s } of rows) {
   const c = s.collisions;
   console.log(
     `| ${basename(src)} | ${entity} | ${s.ids} | ${s.reconTrain.relative.toFixed(3)} / ${s.reconHeldOut ? s.reconHeldOut.relative.toFixed(3) : '-'} | ` +
       `${s.codebooks.map((b) => `${pct(b.utilisation)} (${b.perplexity.toFixed(0)})`).join(', ')} | ${c.distinctTuples} | ${pct(c.uniqueFraction)} | ` +
-      `${c.collisionGroups} (${c.collidingIds}) | ${s.secondsPerEpoch.toFixed(2)} |`,
+      `${c.collisionGroups} (${c.collidingIds}) | ${pct(s.nearestCollisions.uniqueFraction)} | ` +
+      `${s.assignment ? `${s.assignment.reassigned} (+${pct(s.assignment.meanCostIncrease)})` : '-'} | ${s.secondsPerEpoch.toFixed(2)} |`,
   );
 }
 mkdirSync(dirname(outFile), { recursive: true });

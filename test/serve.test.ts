@@ -272,6 +272,32 @@ describe('Recommender.addItems', () => {
   });
 });
 
+describe('codes of ids added at serving time', () => {
+  it('a new item with an existing item\'s vector gets a tuple of its own (unique codes); transient users do not depend on their batch', async () => {
+    const r = await Recommender.load(dir, { dataset });
+    try {
+      const cf = loadCfStage(dir);
+      const D = cf.dim;
+      const table = (r as unknown as { itemCodes: { codes: Int32Array; n: number; width: number } }).itemCodes;
+      const K = table.width;
+      const keys = () => new Set(Array.from({ length: table.n }, (_, i) => Array.from(table.codes.subarray(i * K, (i + 1) * K)).join()));
+      expect(keys().size).toBe(100); // the training table names every item uniquely
+      const v = new Float32Array(2 * D);
+      v.set(cf.itemVectors.subarray(3 * D, 4 * D), 0);
+      v.set(cf.itemVectors.subarray(3 * D, 4 * D), D);
+      await r.addItems(v, ['twin-a', 'twin-b']);
+      expect(keys().size).toBe(102);
+      // transient history requests: the same history alone or in a batch gives the same answer
+      const h = { history: ['i4', 'i7'], k: 5 };
+      const alone = await r.recommend(h);
+      const [inBatch] = await r.recommendBatch([h, { ...h }, { history: ['i4'], k: 5 }]);
+      expectSameRanking(alone, inBatch);
+    } finally {
+      await r.dispose();
+    }
+  });
+});
+
 describe.skipIf(!faissAvailable().ok)("Recommender with index 'faiss'", () => {
   it('agrees with the native top-K for both scorings', async () => {
     for (const scoring of ['cosine', 'dot'] as const) {

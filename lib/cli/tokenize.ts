@@ -106,6 +106,12 @@ export function formatTokenizerStats(entity: string, s: TokenizerStats): string 
       (s.reconHeldOut ? `, held-out ${s.reconHeldOut.mse.toExponential(3)} (${pct(s.reconHeldOut.relative)}, ${s.reconHeldOut.ids} ids)` : ''),
     `  codebooks: ${s.codebooks.map((b, k) => `#${k} ${pct(b.utilisation)} used, perplexity ${b.perplexity.toFixed(1)}`).join('; ')}`,
     `  K-tuples: ${c.distinctTuples} distinct, ${pct(c.uniqueFraction)} of ids unique, ${c.collisionGroups} shared tuples (${c.collidingIds} ids, largest ${c.maxGroupSize})`,
+    ...(s.assignment
+      ? [
+          `  nearest-codeword codes: ${pct(s.nearestCollisions.uniqueFraction)} of ids unique; ${s.assignment.reassigned} ids moved to the cheapest free tuple ` +
+            `(mean ${s.assignment.meanCodesChanged.toFixed(2)} codes changed, quantisation cost +${pct(s.assignment.meanCostIncrease)})`,
+        ]
+      : []),
     ...(s.extraCodeRange !== undefined ? [`  disambiguated: an extra code in [0, ${s.extraCodeRange}) makes every id's tuple unique`] : []),
   ].join('\n');
 }

@@ -16,6 +16,7 @@ import { setNumThreads, type Backend } from '../native/addon.js';
 import { addDataOptions, loadSplitFromCli, type DataCliOptions } from './data-options.js';
 import { parseTokenizerCliValue, runTokenizerStage, tokenizerCliOptions, type TokenizerStageProgress } from '../tokenizer/stage.js';
 import type { TokenizerConfigInput } from '../tokenizer/config.js';
+import type { TokenizerStats } from '../tokenizer/train.js';
 import { DEFAULT_LLM_STAGE, LLM_STAGE, runLLMStage, type LLMStageConfig } from '../llm/stage.js';
 import { T5_PRESETS, type T5PresetName } from '../t5/config.js';
 import { writeModelIds } from '../io/ids.js';
@@ -222,14 +223,15 @@ async function trainTokenizerStage(data: string, o: TrainCliOptions): Promise<vo
     console.log(`${o.out}: stage tokenizer is up to date; --force retrains`);
     return;
   }
-  const m = r.metrics as Record<string, { codebooks: { utilisation: number; perplexity: number }[]; collisions: { ids: number; distinctTuples: number; uniqueFraction: number }; reconHeldOut?: { relative: number }; epochs: number }>;
+  const m = r.metrics as Record<string, Pick<TokenizerStats, 'codebooks' | 'collisions' | 'nearestCollisions' | 'assignment' | 'reconHeldOut' | 'epochs'>>;
   for (const entity of ['user', 'item']) {
     const s = m[entity];
     const util = s.codebooks.map((c) => `${(100 * c.utilisation).toFixed(0)}%`).join('/');
     const ppl = s.codebooks.map((c) => c.perplexity.toFixed(0)).join('/');
     console.log(
       `tokenizer ${entity}: ${s.collisions.ids} ids, codebook use ${util}, perplexity ${ppl}, ` +
-        `${s.collisions.distinctTuples} distinct tuples (${(100 * s.collisions.uniqueFraction).toFixed(1)}% of ids unique)` +
+        `${s.collisions.distinctTuples} distinct tuples (${(100 * s.collisions.uniqueFraction).toFixed(1)}% of ids unique` +
+        (s.assignment ? `; nearest codes ${(100 * s.nearestCollisions.uniqueFraction).toFixed(1)}%, ${s.assignment.reassigned} ids moved to a free tuple)` : ')') +
         (s.reconHeldOut ? `, held-out relative reconstruction error ${s.reconHeldOut.relative.toFixed(3)}` : ''),
     );
   }

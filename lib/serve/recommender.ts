@@ -25,6 +25,7 @@ import { FoldInContext } from '../cf/foldin.js';
 import { Tokenizer } from '../tokenizer/model.js';
 import { TOKENIZER_FILES, TOKENIZER_STAGE } from '../tokenizer/stage.js';
 import { loadTokenizerCodes } from '../tokenizer/codes.js';
+import { assignUniqueCodes, codewordDistances } from '../tokenizer/assign.js';
 import { LLM_STAGE, type LLMStageConfig } from '../llm/stage.js';
 import { Vocabulary } from '../llm/vocab.js';
 import { padPrompts, promptTokens, type Codes } from '../llm/model.js';
@@ -139,8 +140,10 @@ function tupleKey(codes: ArrayLike<number>, start: number, K: number): string {
 }
 
 /**
- * Growable code table (n, width): with disambiguation width = K + 1, the tokenizer gives K codes
- * and the last one tells apart ids sharing a K-tuple (0, 1, 2, ... in arrival order).
+ * Growable code table (n, width) of one tokenizer. With disambiguation width = K + 1: the tokenizer
+ * gives K codes and the last one tells apart ids sharing a K-tuple (0, 1, 2, ... in arrival order).
+ * Otherwise, when the tokenizer was trained with uniqueCodes, a new id whose nearest K-tuple a
+ * table id already holds takes the cheapest free tuple, as the ids known at training time did.
  */
 class CodeTable {
   codes: Int32Array;
@@ -149,12 +152,13 @@ class CodeTable {
   readonly L: number;
   private readonly K: number;
   private counts: Map<string, number> | undefined;
+  private codebooks: Float32Array | undefined;
 
-  constructor(c: Codes, tokenizerK: number) {
+  constructor(c: Codes, private readonly tok: Tokenizer) {
     this.codes = c.codes;
     this.width = c.K;
     this.L = c.L;
-    this.K = tokenizerK;
+    this.K = tok.K;
     this.n = c.codes.length / c.K;
     if (this.width !== this.K && this.width !== this.K + 1) throw new Error(`codes have ${this.width} columns for a tokenizer with K = ${this.K}`);
   }
@@ -163,10 +167,30 @@ class CodeTable {
     return this.codes.subarray(i * this.width, (i + 1) * this.width);
   }
 
-  /** Full codes (width) for tokenizer codes (n * K) of new ids, without adding them. */
-  complete(raw: Int32Array, commit: boolean): Int32Array {
+  /**
+   * Full codes (m * width) of new ids, without adding them: vectors (m * dim) are what the
+   * tokenizer encoded into raw (m * K). commit: the ids are about to be appended, so they must not
+   * share a tuple with each other either; transient ids (history requests) are each placed against
+   * the table alone, so that a request's codes never depend on the batch it shared.
+   */
+  async complete(raw: Int32Array, vectors: Float32Array, commit: boolean): Promise<Int32Array> {
     const m = raw.length / this.K;
-    if (this.width === this.K) return raw;
+    if (this.width === this.K) {
+      if (!this.tok.config.uniqueCodes || m === 0) return raw;
+      const { K, L, dc } = this.tok.config;
+      const cb = (this.codebooks ??= this.tok.codebooks());
+      const dim = this.tok.dim;
+      const distances = (rows: number[]) => async (ids: Int32Array) => {
+        const x = new Float32Array(ids.length * dim);
+        ids.forEach((id, j) => x.set(vectors.subarray(rows[id] * dim, (rows[id] + 1) * dim), j * dim));
+        return codewordDistances(await this.tok.encoderOutputs(x), cb, K, L, dc);
+      };
+      const held = this.codes.subarray(0, this.n * K);
+      if (commit) return (await assignUniqueCodes(raw, K, L, distances(Array.from({ length: m }, (_, i) => i)), { held })).codes;
+      const out = new Int32Array(raw.length);
+      for (let i = 0; i < m; i++) out.set((await assignUniqueCodes(raw.subarray(i * K, (i + 1) * K), K, L, distances([i]), { held })).codes, i * K);
+      return out;
+    }
     if (!this.counts) {
       this.counts = new Map();
       for (let i = 0; i < this.n; i++) {
@@ -307,8 +331,8 @@ export class Recommender {
     this.dim = init.cf.dim;
     this.userTok = init.userTok;
     this.itemTok = init.itemTok;
-    this.userCodes = new CodeTable(init.userCodes, init.userTok.K);
-    this.itemCodes = new CodeTable(init.itemCodes, init.itemTok.K);
+    this.userCodes = new CodeTable(init.userCodes, init.userTok);
+    this.itemCodes = new CodeTable(init.itemCodes, init.itemTok);
     this.vocab = init.vocab;
     this.llm = init.llm;
     this.session = init.session;
@@ -511,7 +535,7 @@ export class Recommender {
       final.set(f.final, b * D);
     }
     const raw = await this.userTok.encode(final, { backend: this.backend });
-    return this.userCodes.complete(raw, commit);
+    return this.userCodes.complete(raw, final, commit);
   }
 
   /** z (B * dim) for resolved requests (user and history kinds; vector kind passes through). */
@@ -639,7 +663,7 @@ export class Recommender {
     const raw = await this.itemTok.encode(vectors, { backend: this.backend }); // also rejects non-finite values
     const copy = Float32Array.from(vectors); // the index reads it off the event loop
     await this.index.add(copy);
-    this.itemCodes.append(this.itemCodes.complete(raw, true));
+    this.itemCodes.append(await this.itemCodes.complete(raw, vectors, true));
     const first = this.itemIds.length;
     ids.forEach((id, j) => {
       this.itemIds.push(id);

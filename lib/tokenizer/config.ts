@@ -43,6 +43,12 @@ export interface TokenizerConfig {
   reseedAfter: number;
   /** Standardise each input dimension (mean 0, std 1 over the training ids) before the encoders. */
   standardize: boolean;
+  /**
+   * Collision-free code table (beyond the paper): an id whose nearest-codeword K-tuple is held by a
+   * better-fitting id takes the cheapest free tuple (lib/tokenizer/assign.ts), so the K codes name
+   * every id known at training time. Weights and `encode` (new ids) are unchanged. Default true.
+   */
+  uniqueCodes: boolean;
   /** Append an extra code so that ids sharing all K codes get distinct tuples. */
   disambiguate: boolean;
 }
@@ -70,6 +76,7 @@ export const DEFAULT_TOKENIZER_CONFIG: TokenizerConfig = {
   kmeansIters: 10,
   reseedAfter: 2,
   standardize: true,
+  uniqueCodes: true,
   disambiguate: false,
 };
 
@@ -109,6 +116,7 @@ export function resolveTokenizerConfig(input: TokenizerConfigInput = {}): Tokeni
   if (typeof c.kmeansInit !== 'boolean') throw new TypeError('tokenizer: kmeansInit must be a boolean');
   if (typeof c.independentMasks !== 'boolean') throw new TypeError('tokenizer: independentMasks must be a boolean');
   if (typeof c.standardize !== 'boolean') throw new TypeError('tokenizer: standardize must be a boolean');
+  if (typeof c.uniqueCodes !== 'boolean') throw new TypeError('tokenizer: uniqueCodes must be a boolean');
   if (typeof c.disambiguate !== 'boolean') throw new TypeError('tokenizer: disambiguate must be a boolean');
   return c;
 }

@@ -57,6 +57,7 @@ export const tokenizerCliOptions: ReadonlyArray<{ flags: string; description: st
   { flags: '--holdout <fraction>', description: 'tokenizer: fraction of ids held out for the reconstruction check (default 0.05)', key: 'holdout', kind: 'num' },
   { flags: '--reseed-after <n>', description: 'tokenizer: re-seed codewords unused for n epochs (default 2; 0 = never)', key: 'reseedAfter', kind: 'int' },
   { flags: '--no-standardize', description: 'tokenizer: feed the vectors as they are (default: standardise each dimension)', key: 'standardize', kind: 'bool' },
+  { flags: '--no-unique-codes', description: 'tokenizer: keep the nearest-codeword codes even where ids share a K-tuple (default: a displaced id takes the cheapest free tuple)', key: 'uniqueCodes', kind: 'bool' },
   { flags: '--disambiguate', description: 'tokenizer: add an extra code to ids that share all K codes', key: 'disambiguate', kind: 'bool' },
 ];
 

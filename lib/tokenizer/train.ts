@@ -6,6 +6,7 @@ import { seededRandom } from '../data/split.js';
 import { resolveTokenizerConfig, type TokenizerConfigInput } from './config.js';
 import { checkVectors, Tokenizer } from './model.js';
 import { kmeans } from './vq.js';
+import { assignUniqueCodes, codewordDistances, type AssignmentStats } from './assign.js';
 import { codebookStats, collisionStats, disambiguate, type CodebookStats, type CollisionStats } from './stats.js';
 
 export interface TokenizerEpochRecord {
@@ -52,7 +53,12 @@ export interface TokenizerStats {
   ids: number;
   dim: number;
   codebooks: CodebookStats[];
+  /** Collisions of the code table written out (after the collision-free assignment when config.uniqueCodes). */
   collisions: CollisionStats;
+  /** Collisions of the nearest-codeword codes (what the trained tokenizer itself gives). */
+  nearestCollisions: CollisionStats;
+  /** When config.uniqueCodes: the ids moved to another tuple and what it cost. */
+  assignment?: AssignmentStats;
   reconTrain: ReconstructionStats;
   /** Ids left out of training (config.holdout), encoded by the frozen tokenizer like unseen ids. */
   reconHeldOut?: ReconstructionStats;
@@ -248,7 +254,17 @@ export async function trainTokenizer(vectors: Float32Array, dim: number, input: 
     }
     const trainSeconds = (performance.now() - t0) / 1000;
 
-    const codesK = await tok.encode(vectors);
+    const nearest = await tok.encode(vectors);
+    let codesK = nearest;
+    let assignment: AssignmentStats | undefined;
+    if (config.uniqueCodes) {
+      // Excluded ids (unseen users) keep their nearest codes, as any id encoded after training.
+      const eligible = Uint8Array.from({ length: n }, (_, i) => (exclude?.[i] ? 0 : 1));
+      const cb = tok.codebooks();
+      const r = await assignUniqueCodes(nearest, K, L, async (ids) => codewordDistances(await tok.encoderOutputs(gatherRows(vectors, dim, ids)), cb, K, L, dc), { eligible });
+      codesK = r.codes;
+      assignment = r.stats;
+    }
     const codes = config.disambiguate ? disambiguate(codesK, K) : codesK;
     const collisions = collisionStats(codesK, K);
     const stats: TokenizerStats = {
@@ -256,6 +272,8 @@ export async function trainTokenizer(vectors: Float32Array, dim: number, input: 
       dim,
       codebooks: codebookStats(codesK, K, L),
       collisions,
+      nearestCollisions: collisionStats(nearest, K),
+      ...(assignment ? { assignment } : {}),
       reconTrain: (await reconstructionStats(tok, vectors, dim, trainIds))!,
       reconHeldOut: await reconstructionStats(tok, vectors, dim, heldOut),
       reconExcluded: await reconstructionStats(tok, vectors, dim, excluded),
