@@ -4,6 +4,8 @@
 // tokenizer's encoders see). Exact O(items^2 * d): meant for LastFM/ML1M-sized catalogues.
 //
 //   npx tsc -p . && node dist/bench/vq-collisions.js <model dir>
+// (it reads the stored code table: on a directory trained with unique codes there are no shared
+// tuples left; use one trained with --no-unique-codes, or before unique codes existed)
 import { loadCfStage } from '../lib/cf/store.js';
 import { loadTokenizerCodes } from '../lib/tokenizer/codes.js';
 
@@ -43,3 +45,13 @@ const pairs: number[] = [];
 for (const g of groups.values()) for (let a = 0; a < g.length; a++) for (let b = a + 1; b < g.length; b++) pairs.push(dist(g[a], g[b]));
 console.log(`${N} items, ${groups.size} distinct tuples, ${pairs.length} colliding pairs`);
 console.log(`median distance: colliding pairs ${pairs.length ? median(pairs).toFixed(2) : '-'}, nearest neighbours ${median(nn).toFixed(2)}`);
+// The largest shared tuples, with the norms of their raw CF vectors against the median norm (cold
+// items sit near the origin, where no tokenizer can tell them apart).
+const norm = (i: number) => Math.hypot(...V.subarray(i * D, (i + 1) * D));
+const norms = Array.from({ length: N }, (_, i) => norm(i));
+console.log(`median CF vector norm ${median(norms).toFixed(2)}`);
+for (const g of [...groups.values()].sort((a, b) => b.length - a.length).slice(0, 3)) {
+  if (g.length < 2) break;
+  const ns = g.map((i) => norms[i]);
+  console.log(`shared tuple of ${g.length} items: norms ${Math.min(...ns).toFixed(2)}..${Math.max(...ns).toFixed(2)}`);
+}

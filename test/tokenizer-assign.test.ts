@@ -131,5 +131,7 @@ describe('trainTokenizer with uniqueCodes', () => {
       on.tokenizer.dispose();
       off.tokenizer.dispose();
     }
+    // more ids than tuples: refused before any training, naming the way out
+    await expect(trainTokenizer(v, dim, { ...SMALL, K: 1, L: 16 })).rejects.toThrow(/L\^K = 16\^1 = 16; raise L or K, or turn unique codes off/);
   });
 });

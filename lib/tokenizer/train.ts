@@ -137,6 +137,9 @@ export async function trainTokenizer(vectors: Float32Array, dim: number, input: 
   const excluded = Int32Array.from({ length: n }, (_, i) => i).filter((i) => !!exclude?.[i]);
   const order = Int32Array.from({ length: n }, (_, i) => i).filter((i) => !exclude?.[i]);
   if (order.length < 2) throw new RangeError(`trainTokenizer: need at least 2 trainable vectors, got ${order.length}`);
+  if (config.uniqueCodes && order.length > Math.pow(config.L, config.K)) {
+    throw new RangeError(`trainTokenizer: unique codes for ${order.length} ids need at least as many K-tuples, but L^K = ${config.L}^${config.K} = ${Math.pow(config.L, config.K)}; raise L or K, or turn unique codes off`);
+  }
   shuffle(order, rand);
   const nHeld = Math.min(order.length - 1, Math.floor(config.holdout * order.length));
   const heldOut = order.slice(0, nHeld).sort();
