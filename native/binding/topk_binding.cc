@@ -98,7 +98,7 @@ class ItemIndexJs : public Napi::ObjectWrap<ItemIndexJs> {
         [ix, q, out, cuda] {
           // The outputs are sized under the index lock: an add() running concurrently lands
           // wholly before or after this search.
-          out->kout = cuda ? ix->search_cuda(q, out->ids, out->scores) : ix->search_cpu(q, out->ids, out->scores);
+          out->kout = ix->search(q, out->ids, out->scores, cuda);
         },
         [out](Napi::Env e) -> Napi::Value {
           auto ids = Napi::Int32Array::New(e, out->ids.size());

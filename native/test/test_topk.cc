@@ -227,7 +227,7 @@ TEST(searches_and_adds_run_concurrently) {
   for (int it = 0; it < 200; ++it) {
     std::vector<int32_t> ids;
     std::vector<float> sc;
-    int64_t kout = ix.search_cpu(TopkQuery{Q.data(), 3, k, nullptr, nullptr}, ids, sc);
+    int64_t kout = ix.search(TopkQuery{Q.data(), 3, k, nullptr, nullptr}, ids, sc, false);
     // kout = min(k, N) with N = 5 + 10 * (adds done): 5, 15, 25, 35, 45, then k.
     bad += !(kout == k || (kout >= 5 && kout < k && (kout - 5) % 10 == 0));
     bad += ids.size() != size_t(3 * kout);

@@ -67,9 +67,8 @@ class ItemIndex {
   // Same contract on the GPU (the items are uploaded on first use and after add()); throws
   // ErrorCode::Cuda when CUDA is not compiled in or no device is usable.
   void search_cuda(const TopkQuery& q, int32_t* ids, float* scores);
-  // Resize ids and scores to (B, kout) while holding the lock; return kout.
-  int64_t search_cpu(const TopkQuery& q, std::vector<int32_t>& ids, std::vector<float>& scores) const;
-  int64_t search_cuda(const TopkQuery& q, std::vector<int32_t>& ids, std::vector<float>& scores);
+  // Either search, resizing ids and scores to (B, kout) while holding the lock; returns kout.
+  int64_t search(const TopkQuery& q, std::vector<int32_t>& ids, std::vector<float>& scores, bool cuda);
 
  private:
   // The searches proper; the caller holds mu_ (shared).

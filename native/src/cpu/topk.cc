@@ -154,26 +154,20 @@ void ItemIndex::search_cpu(const TopkQuery& q, int32_t* ids, float* scores) cons
   search_cpu_locked(q, ids, scores);
 }
 
-int64_t ItemIndex::search_cpu(const TopkQuery& q, std::vector<int32_t>& ids, std::vector<float>& scores) const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
-  const int64_t kout = topk_columns(q.k, items_.N);
-  ids.resize(size_t(std::max<int64_t>(q.B, 0) * kout));
-  scores.resize(ids.size());
-  search_cpu_locked(q, ids.data(), scores.data());
-  return kout;
-}
-
 void ItemIndex::search_cuda(const TopkQuery& q, int32_t* ids, float* scores) {
   std::shared_lock<std::shared_mutex> lock(mu_);
   search_cuda_locked(q, ids, scores);
 }
 
-int64_t ItemIndex::search_cuda(const TopkQuery& q, std::vector<int32_t>& ids, std::vector<float>& scores) {
+int64_t ItemIndex::search(const TopkQuery& q, std::vector<int32_t>& ids, std::vector<float>& scores, bool cuda) {
   std::shared_lock<std::shared_mutex> lock(mu_);
   const int64_t kout = topk_columns(q.k, items_.N);
   ids.resize(size_t(std::max<int64_t>(q.B, 0) * kout));
   scores.resize(ids.size());
-  search_cuda_locked(q, ids.data(), scores.data());
+  if (cuda)
+    search_cuda_locked(q, ids.data(), scores.data());
+  else
+    search_cpu_locked(q, ids.data(), scores.data());
   return kout;
 }
 
