@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { loadCfStage } from '../lib/cf/store.js';
 import { Tokenizer } from '../lib/tokenizer/model.js';
 import { TOKENIZER_FILES } from '../lib/tokenizer/stage.js';
-import { assignUniqueCodes, codewordDistances } from '../lib/tokenizer/assign.js';
+import { assignUniqueCodes, tokenizerDistances } from '../lib/tokenizer/assign.js';
 import { collisionStats } from '../lib/tokenizer/stats.js';
 import { loadTokenizerCodes } from '../lib/tokenizer/codes.js';
 import { describeMachine, machineInfo } from './machine.js';
@@ -40,16 +40,12 @@ for (const dir of dirs) {
     const tok = Tokenizer.load(join(dir, TOKENIZER_FILES[entity]));
     try {
       const vectors = entity === 'user' ? cf.userVectors : cf.itemVectors;
-      const { K, L, dc } = tok.config;
+      const { K, L } = tok.config;
       const nearest = await tok.encode(vectors);
       const eligible = entity === 'user' ? Uint8Array.from(cf.userSource, (s) => (s ? 0 : 1)) : undefined;
       const cb = tok.codebooks();
       const t0 = performance.now();
-      const r = await assignUniqueCodes(nearest, K, L, async (ids) => {
-        const x = new Float32Array(ids.length * cf.dim);
-        ids.forEach((id, j) => x.set(vectors.subarray(id * cf.dim, (id + 1) * cf.dim), j * cf.dim));
-        return codewordDistances(await tok.encoderOutputs(x), cb, K, L, dc);
-      }, { eligible });
+      const r = await assignUniqueCodes(nearest, K, L, tokenizerDistances(tok, vectors, cb), { eligible });
       const seconds = (performance.now() - t0) / 1000;
       const before = collisionStats(nearest, K), after = collisionStats(r.codes, K);
       // A directory trained with unique codes must hold exactly this table; an older one the nearest codes.

@@ -1,7 +1,8 @@
 // Collision-free code assignment (lib/tokenizer/assign.ts): a hand-worked case, invariants on random
 // tables against an exhaustive search, and the tokenizer training that uses it.
 import { describe, expect, it } from 'vitest';
-import { assignUniqueCodes, codewordDistances } from '../lib/tokenizer/assign.js';
+import { assignUniqueCodes } from '../lib/tokenizer/assign.js';
+import { codewordDistances } from '../lib/tokenizer/vq.js';
 import { collisionStats } from '../lib/tokenizer/stats.js';
 import { trainTokenizer } from '../lib/tokenizer/train.js';
 import { rng, randomVectors } from './helpers/random.js';

@@ -25,7 +25,7 @@ import { FoldInContext } from '../cf/foldin.js';
 import { Tokenizer } from '../tokenizer/model.js';
 import { TOKENIZER_FILES, TOKENIZER_STAGE } from '../tokenizer/stage.js';
 import { loadTokenizerCodes } from '../tokenizer/codes.js';
-import { assignUniqueCodes, codewordDistances } from '../tokenizer/assign.js';
+import { assignUniqueCodes, tokenizerDistances } from '../tokenizer/assign.js';
 import { LLM_STAGE, type LLMStageConfig } from '../llm/stage.js';
 import { Vocabulary } from '../llm/vocab.js';
 import { padPrompts, promptTokens, type Codes } from '../llm/model.js';
@@ -177,18 +177,16 @@ class CodeTable {
     const m = raw.length / this.K;
     if (this.width === this.K) {
       if (!this.tok.config.uniqueCodes || m === 0) return raw;
-      const { K, L, dc } = this.tok.config;
+      const { K, L } = this.tok.config;
       const cb = (this.codebooks ??= this.tok.codebooks());
       const dim = this.tok.dim;
-      const distances = (rows: number[]) => async (ids: Int32Array) => {
-        const x = new Float32Array(ids.length * dim);
-        ids.forEach((id, j) => x.set(vectors.subarray(rows[id] * dim, (rows[id] + 1) * dim), j * dim));
-        return codewordDistances(await this.tok.encoderOutputs(x), cb, K, L, dc);
-      };
       const held = this.codes.subarray(0, this.n * K);
-      if (commit) return (await assignUniqueCodes(raw, K, L, distances(Array.from({ length: m }, (_, i) => i)), { held })).codes;
+      if (commit) return (await assignUniqueCodes(raw, K, L, tokenizerDistances(this.tok, vectors, cb), { held })).codes;
       const out = new Int32Array(raw.length);
-      for (let i = 0; i < m; i++) out.set((await assignUniqueCodes(raw.subarray(i * K, (i + 1) * K), K, L, distances([i]), { held })).codes, i * K);
+      for (let i = 0; i < m; i++) {
+        const one = tokenizerDistances(this.tok, vectors.subarray(i * dim, (i + 1) * dim), cb);
+        out.set((await assignUniqueCodes(raw.subarray(i * K, (i + 1) * K), K, L, one, { held })).codes, i * K);
+      }
       return out;
     }
     if (!this.counts) {

@@ -8,6 +8,8 @@
 // output), so the nearest-codeword tuple is the cheapest one, and a displaced id gets the next
 // cheapest tuple that no other id holds. Enumeration of tuples in increasing cost is a best-first
 // search over the per-codebook rankings (K small, few steps: most neighbouring tuples are free).
+import type { Tokenizer } from './model.js';
+import { codewordDistances } from './vq.js';
 
 export interface AssignmentStats {
   /** Ids given a tuple other than their nearest-codeword one. */
@@ -146,27 +148,16 @@ export async function assignUniqueCodes(
 }
 
 /**
- * Squared distances of encoder outputs to every codeword of their codebook: a (m * K * dc) laid out
- * (m, K, dc), codebooks (K * L * dc) laid out (K, L, dc) -> (m * K * L) laid out (m, K, l).
- * Float64 accumulation; the exact difference form, so near-ties rank as the native search does.
+ * The `distances` argument of assignUniqueCodes for rows of `vectors` ((n * dim), the input the
+ * tokenizer encoded) under a trained tokenizer. codebooks: tok.codebooks(), read once by the caller
+ * (it copies the parameters) and reused while the tokenizer is frozen.
  */
-export function codewordDistances(a: Float32Array, codebooks: Float32Array, K: number, L: number, dc: number): Float32Array {
-  const m = a.length / (K * dc);
-  if (!Number.isInteger(m) || codebooks.length !== K * L * dc) throw new RangeError('codewordDistances: shapes do not match (m, K, dc) and (K, L, dc)');
-  const out = new Float32Array(m * K * L);
-  for (let i = 0; i < m; i++) {
-    for (let k = 0; k < K; k++) {
-      const ao = (i * K + k) * dc;
-      for (let l = 0; l < L; l++) {
-        const co = (k * L + l) * dc;
-        let s = 0;
-        for (let e = 0; e < dc; e++) {
-          const d = a[ao + e] - codebooks[co + e];
-          s += d * d;
-        }
-        out[(i * K + k) * L + l] = s;
-      }
-    }
-  }
-  return out;
+export function tokenizerDistances(tok: Tokenizer, vectors: Float32Array, codebooks: Float32Array): (ids: Int32Array) => Promise<Float32Array> {
+  const { K, L, dc } = tok.config;
+  const dim = tok.dim;
+  return async (ids) => {
+    const x = new Float32Array(ids.length * dim);
+    ids.forEach((id, j) => x.set(vectors.subarray(id * dim, (id + 1) * dim), j * dim));
+    return codewordDistances(await tok.encoderOutputs(x), codebooks, K, L, dc);
+  };
 }

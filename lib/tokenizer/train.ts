@@ -6,7 +6,7 @@ import { seededRandom } from '../data/split.js';
 import { resolveTokenizerConfig, type TokenizerConfigInput } from './config.js';
 import { checkVectors, Tokenizer } from './model.js';
 import { kmeans } from './vq.js';
-import { assignUniqueCodes, codewordDistances, type AssignmentStats } from './assign.js';
+import { assignUniqueCodes, tokenizerDistances, type AssignmentStats } from './assign.js';
 import { codebookStats, collisionStats, disambiguate, type CodebookStats, type CollisionStats } from './stats.js';
 
 export interface TokenizerEpochRecord {
@@ -263,8 +263,7 @@ export async function trainTokenizer(vectors: Float32Array, dim: number, input: 
     if (config.uniqueCodes) {
       // Excluded ids (unseen users) keep their nearest codes, as any id encoded after training.
       const eligible = Uint8Array.from({ length: n }, (_, i) => (exclude?.[i] ? 0 : 1));
-      const cb = tok.codebooks();
-      const r = await assignUniqueCodes(nearest, K, L, async (ids) => codewordDistances(await tok.encoderOutputs(gatherRows(vectors, dim, ids)), cb, K, L, dc), { eligible });
+      const r = await assignUniqueCodes(nearest, K, L, tokenizerDistances(tok, vectors, tok.codebooks()), { eligible });
       codesK = r.codes;
       assignment = r.stats;
     }
