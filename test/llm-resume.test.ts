@@ -14,6 +14,7 @@ import { resolveCfConfig, trainingCsr } from '../lib/cf/config.js';
 import { DEFAULT_LLM_STAGE, LLM_STAGE, llmInputs, optimizerTensors, restoreOptimizer, runLLMStage, type LLMStageConfig } from '../lib/llm/stage.js';
 import { DEFAULT_LLM_TRAIN, trainLLM } from '../lib/llm/train.js';
 import { LLM4Rec, padPrompts } from '../lib/llm/model.js';
+import { cosineMarginLoss } from '../lib/llm/loss.js';
 import { t5Config } from '../lib/t5/config.js';
 import { Mlp } from '../lib/nn/mlp.js';
 import { rng } from './helpers/random.js';
@@ -157,9 +158,10 @@ describe('optimiser state of LLM4Rec', () => {
     const prompts = padPrompts([[5, 6, 7, 1], [9, 10, 1], [11, 1]]);
     const vec = () => Float32Array.from({ length: 3 * D }, () => r() - 0.5);
     const pos = vec(), neg = vec();
-    const opts = { lr: 1e-3, weightDecay: 0.01, clipNorm: 1, gamma: 0.1 };
+    const opts = { lr: 1e-3, weightDecay: 0.01, clipNorm: 1 };
+    const objective = (z: Float32Array) => cosineMarginLoss(z, pos, neg, D, 0.1);
     const a = LLM4Rec.create(shape, vocab, 1);
-    for (let s = 0; s < 3; s++) await a.trainStep(prompts, pos, neg, opts);
+    for (let s = 0; s < 3; s++) await a.trainStep(prompts, objective, opts);
     const copy = (withOptimizer: boolean) => {
       const m = LLM4Rec.create(shape, vocab, 2);
       m.t5.setTensors(a.t5.getTensors());
@@ -172,7 +174,7 @@ describe('optimiser state of LLM4Rec', () => {
       return m;
     };
     const b = copy(true), c = copy(false);
-    for (const m of [a, b, c]) await m.trainStep(prompts, pos, neg, opts);
+    for (const m of [a, b, c]) await m.trainStep(prompts, objective, opts);
     const flat = (m: LLM4Rec) => [...Object.values(m.t5.getTensors()), ...m.proj.weights, ...m.proj.biases];
     const same = (x: Float32Array, y: Float32Array) => Buffer.compare(Buffer.from(x.buffer, x.byteOffset, x.byteLength), Buffer.from(y.buffer, y.byteOffset, y.byteLength)) === 0;
     const fa = flat(a), fb = flat(b), fc = flat(c);

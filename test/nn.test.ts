@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Mlp } from '../lib/nn/mlp.js';
-import { cosineMarginLoss } from '../lib/llm/loss.js';
+import { ItemSoftmax, cosineMarginLoss } from '../lib/llm/loss.js';
 import { rng, randomVectors } from './helpers/random.js';
 
 describe('Mlp (projection head)', () => {
@@ -71,5 +71,60 @@ describe('cosine margin loss', () => {
       const fd = (cosineMarginLoss(zp, p, n, d, -0.5).loss - cosineMarginLoss(zm, p, n, d, -0.5).loss) / (2 * h);
       expect(grad[i]).toBeCloseTo(fd, 3);
     }
+  });
+});
+
+describe('full-softmax loss (ItemSoftmax)', () => {
+  // Items (1, 0), (0, 1), (-2, 0): unit rows (1, 0), (0, 1), (-1, 0) for cosine.
+  const items = Float32Array.from([1, 0, 0, 1, -2, 0]);
+
+  it('hand-worked values, cosine and dot', () => {
+    const z = Float32Array.from([3, 0]);
+    // cosine, temperature 0.5: logits 2, 0, -2; target 1.
+    const cos = new ItemSoftmax(items, 2, 'cosine', 0.5).loss(z, [1]).loss;
+    expect(cos).toBeCloseTo(Math.log(Math.exp(2) + 1 + Math.exp(-2)) - 0, 5);
+    // dot: logits 3, 0, -6; target 0.
+    const dot = new ItemSoftmax(items, 2, 'dot').loss(z, [0]).loss;
+    expect(dot).toBeCloseTo(Math.log(Math.exp(3) + 1 + Math.exp(-6)) - 3, 5);
+    // Excluding item 0 from the softmax of row 0 (target 1) leaves logits 0, -2.
+    const ex = new ItemSoftmax(items, 2, 'cosine', 0.5).loss(z, [1], () => [0]).loss;
+    expect(ex).toBeCloseTo(Math.log(1 + Math.exp(-2)), 5);
+    // The target itself is never excluded.
+    expect(new ItemSoftmax(items, 2, 'cosine', 0.5).loss(z, [1], () => [1]).loss).toBeCloseTo(cos, 6);
+  });
+
+  it('gradient matches finite differences (cosine and dot, with exclusions)', () => {
+    const r = rng(9);
+    const d = 5, B = 3, N = 7;
+    const v = randomVectors(r, N, d);
+    const z = randomVectors(r, B, d);
+    const targets = [2, 0, 6];
+    const exclude = (b: number) => (b === 0 ? [1, 3] : b === 2 ? [2] : []);
+    for (const sm of [new ItemSoftmax(v, d, 'cosine', 0.2), new ItemSoftmax(v, d, 'dot')]) {
+      const { grad } = sm.loss(z, targets, exclude);
+      const h = 1e-3;
+      for (let i = 0; i < z.length; i++) {
+        const zp = z.slice(); zp[i] += h;
+        const zm = z.slice(); zm[i] -= h;
+        const fd = (sm.loss(zp, targets, exclude).loss - sm.loss(zm, targets, exclude).loss) / (2 * h);
+        expect(grad[i]).toBeCloseTo(fd, 3);
+      }
+    }
+  });
+
+  it('the cosine loss ignores the scale of z and of the items', () => {
+    const r = rng(10);
+    const v = randomVectors(r, 6, 4), z = randomVectors(r, 2, 4);
+    const a = new ItemSoftmax(v, 4, 'cosine', 0.3).loss(z, [1, 4]).loss;
+    const b = new ItemSoftmax(v.map((x) => 3 * x), 4, 'cosine', 0.3).loss(z.map((x) => 0.1 * x), [1, 4]).loss;
+    expect(b).toBeCloseTo(a, 5);
+  });
+
+  it('names bad input', () => {
+    const sm = new ItemSoftmax(items, 2, 'cosine');
+    expect(() => sm.loss(Float32Array.from([1, 0]), [3])).toThrow(/target 3 of row 0 is not an item id/);
+    expect(() => sm.loss(Float32Array.from([1, 0, 1]), [0])).toThrow(/must be \(B \* 2\)/);
+    expect(() => new ItemSoftmax(items, 4, 'cosine')).toThrow(/numItems \* 4/);
+    expect(() => new ItemSoftmax(items, 2, 'cosine', 0)).toThrow(/temperature/);
   });
 });

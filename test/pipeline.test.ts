@@ -1,6 +1,6 @@
 // The whole pipeline end to end on small synthetic data: cf -> tokenizer -> llm, through the CLI.
 import { describe, expect, it } from 'vitest';
-import { existsSync } from 'node:fs';
+import { cpSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from './helpers/cli.js';
 import { tempDir } from './helpers/tmp.js';
@@ -34,6 +34,19 @@ describe('tokenrec train (all stages)', () => {
     const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { stage: string; upToDate?: boolean });
     expect(lines.map((l) => [l.stage, l.upToDate])).toEqual([['cf', true], ['tokenizer', true], ['llm', true]]);
     expect(performance.now() - t0).toBeLessThan(30_000);
+  });
+
+  it('trains the language model with the full-softmax loss, which also beats most-popular', () => {
+    // A copy of the trained directory: same CF vectors and codes, the llm stage retrained.
+    const other = join(tmp.dir, 'softmax');
+    cpSync(dir, other, { recursive: true });
+    const r = runCli([...args.slice(0, 3), other, ...args.slice(4), '--stage', 'llm', '--llm-loss', 'softmax-cosine', '--temperature', '0.2']);
+    expect(r.status, r.stderr).toBe(0);
+    const m = requireManifest(other);
+    expect((m.stages.llm.config as { train: { loss: string; temperature: number } }).train).toMatchObject({ loss: 'softmax-cosine', temperature: 0.2 });
+    const cf = m.stages.cf.metrics as { mostPopularTest: { hr: Record<number, number> } };
+    const llm = m.stages.llm.metrics as { test: { seen: { hr: Record<number, number> } } };
+    expect(llm.test.seen.hr[20]).toBeGreaterThan(cf.mostPopularTest.hr[20]);
   });
 });
 

@@ -18,6 +18,7 @@ import { parseTokenizerCliValue, runTokenizerStage, tokenizerCliOptions, type To
 import type { TokenizerConfigInput } from '../tokenizer/config.js';
 import type { TokenizerStats } from '../tokenizer/train.js';
 import { DEFAULT_LLM_STAGE, LLM_STAGE, runLLMStage, type LLMStageConfig } from '../llm/stage.js';
+import { LLM_LOSSES, type LLMLoss } from '../llm/loss.js';
 import { T5_PRESETS, type T5PresetName } from '../t5/config.js';
 import { writeModelIds } from '../io/ids.js';
 import { trainARStage } from '../ar/stage.js';
@@ -50,6 +51,8 @@ export interface TrainCliOptions extends DataCliOptions {
   queries?: number;
   samplesPerUser?: number;
   gamma?: number;
+  llmLoss?: LLMLoss;
+  temperature?: number;
   llmSeed?: number;
   maxValidUsers?: number;
   llmPatience?: number;
@@ -255,6 +258,8 @@ function llmStageConfig(o: TrainCliOptions): LLMStageConfig {
       historyCap: o.historyCap ?? t.historyCap,
       samplesPerUser: o.samplesPerUser ?? t.samplesPerUser,
       gamma: o.gamma ?? t.gamma,
+      loss: o.llmLoss ?? t.loss,
+      temperature: o.temperature ?? t.temperature,
       seed: o.llmSeed ?? t.seed,
       maxValidUsers: o.maxValidUsers ?? t.maxValidUsers,
       patience: o.llmPatience ?? t.patience,
@@ -368,7 +373,9 @@ export function registerTrain(program: Command): void {
       .option('--history-cap <n>', `llm: most history items in a prompt (default ${DEFAULT_LLM_STAGE.train.historyCap})`, int('--history-cap'))
       .option('--queries <n>', `llm: decoder query tokens P (default ${DEFAULT_LLM_STAGE.queries})`, int('--queries'))
       .option('--samples-per-user <n>', `llm: training samples per user per epoch (default ${DEFAULT_LLM_STAGE.train.samplesPerUser})`, int('--samples-per-user'))
+      .addOption(new Option('--llm-loss <l>', `llm: margin (the paper: cosine to the positive, margin to one random negative), or a softmax over every item scored by softmax-cosine or softmax-dot (beyond the paper; default ${DEFAULT_LLM_STAGE.train.loss})`).choices([...LLM_LOSSES]))
       .option('--gamma <x>', `llm: margin of the negative term (default ${DEFAULT_LLM_STAGE.train.gamma})`, num('--gamma'))
+      .option('--temperature <x>', `llm: softmax-cosine temperature (default ${DEFAULT_LLM_STAGE.train.temperature})`, num('--temperature'))
       .option('--dropout <x>', `llm: dropout (default ${DEFAULT_LLM_STAGE.dropout})`, num('--dropout'))
       .option('--max-valid-users <n>', `llm: validation users for model selection (default ${DEFAULT_LLM_STAGE.train.maxValidUsers})`, int('--max-valid-users'))
       .option('--llm-patience <n>', `llm: validation checks without improvement before stopping (default ${DEFAULT_LLM_STAGE.train.patience}; the learning rate decays linearly to 0 at the last epoch, so a long patience lets it finish)`, int('--llm-patience'))

@@ -1,5 +1,10 @@
-// LLM4Rec's cosine loss (PAPER.md §1.3): for a positive item 1 - cos(z, q); for a negative
-// max(0, cos(z, q) - gamma). Returns the mean loss over the batch and d loss / d z.
+// LLM4Rec's losses. Each returns the mean loss over the batch and d loss / d z.
+// The paper's (PAPER.md §1.3): for a positive item 1 - cos(z, q); for a negative
+// max(0, cos(z, q) - gamma). Beyond the paper: a full softmax over every item (ItemSoftmax).
+import { sgemm } from '../nn/gemm.js';
+
+export const LLM_LOSSES = ['margin', 'softmax-cosine', 'softmax-dot'] as const;
+export type LLMLoss = (typeof LLM_LOSSES)[number];
 
 /**
  * z: (B, d) model outputs; pos, neg: (B, d) item vectors (neg may be empty: no negatives).
@@ -33,4 +38,100 @@ export function cosineMarginLoss(z: Float32Array, pos: Float32Array, neg: Float3
     if (neg) loss += addCos(b, neg, +1, gamma);
   }
   return { loss: B ? loss / B : 0, grad };
+}
+
+/**
+ * Full-softmax ranking loss (beyond the paper): the model output is scored against every item,
+ * and the loss is the cross-entropy of the target among them, so training optimises the same
+ * ranking that evaluation measures instead of one positive and one random negative per sample.
+ * Scores are cos(z, v_i) / temperature ('cosine': the paper's scoring) or z · v_i ('dot': the
+ * un-normalised item vectors keep their popularity; the scale is learned through |z|).
+ */
+export class ItemSoftmax {
+  readonly similarity: 'cosine' | 'dot';
+  readonly temperature: number;
+  readonly numItems: number;
+  readonly d: number;
+  /** (numItems * d): unit rows for cosine (zero rows stay zero), the vectors as given for dot. */
+  private readonly items: Float32Array;
+
+  /** itemVectors: (numItems * d). */
+  constructor(itemVectors: Float32Array, d: number, similarity: 'cosine' | 'dot', temperature = 1) {
+    if (!Number.isInteger(d) || d <= 0 || itemVectors.length === 0 || itemVectors.length % d !== 0) {
+      throw new RangeError(`softmax loss: item vectors (${itemVectors.length}) must be (numItems * ${d}) with numItems > 0`);
+    }
+    if (!(temperature > 0) || !Number.isFinite(temperature)) throw new RangeError(`softmax loss: temperature must be a positive number, got ${temperature}`);
+    this.similarity = similarity;
+    this.temperature = similarity === 'cosine' ? temperature : 1;
+    this.numItems = itemVectors.length / d;
+    this.d = d;
+    this.items = itemVectors.slice();
+    if (similarity === 'cosine') {
+      for (let i = 0; i < this.numItems; i++) {
+        const row = this.items.subarray(i * d, (i + 1) * d);
+        const n = Math.hypot(...row);
+        if (n > 0) for (let k = 0; k < d; k++) row[k] /= n;
+      }
+    }
+  }
+
+  /**
+   * z: (B * d) model outputs; targets: B item ids; exclude(b): items left out of row b's softmax
+   * (the user's other known items, which evaluation also leaves out of the ranking; the target
+   * itself is never excluded). Returns the mean cross-entropy and d loss / d z (B * d).
+   */
+  loss(z: Float32Array, targets: ArrayLike<number>, exclude?: (b: number) => Iterable<number>): { loss: number; grad: Float32Array } {
+    const { d, numItems: N } = this;
+    const B = targets.length;
+    if (z.length !== B * d) throw new RangeError(`softmax loss: z (${z.length}) must be (B * ${d}) for B = ${B} targets`);
+    for (let b = 0; b < B; b++) {
+      const t = targets[b];
+      if (!Number.isInteger(t) || t < 0 || t >= N) throw new RangeError(`softmax loss: target ${t} of row ${b} is not an item id (0..${N - 1})`);
+    }
+    // q: the rows that meet the items: unit z for cosine (a zero z stays zero), z itself for dot.
+    const norms = new Float32Array(B);
+    const q = z.slice();
+    if (this.similarity === 'cosine') {
+      for (let b = 0; b < B; b++) {
+        const row = q.subarray(b * d, (b + 1) * d);
+        norms[b] = Math.hypot(...row);
+        if (norms[b] > 0) for (let k = 0; k < d; k++) row[k] /= norms[b];
+      }
+    }
+    // logits (B, N) = q items^T / temperature
+    const logits = new Float32Array(B * N);
+    sgemm(false, true, B, N, d, 1 / this.temperature, q, this.items, 0, logits);
+    let loss = 0;
+    for (let b = 0; b < B; b++) {
+      const row = logits.subarray(b * N, (b + 1) * N);
+      const t = targets[b];
+      if (exclude) for (const i of exclude(b)) if (i !== t && i >= 0 && i < N) row[i] = -Infinity;
+      let m = -Infinity;
+      for (let i = 0; i < N; i++) if (row[i] > m) m = row[i];
+      let s = 0;
+      for (let i = 0; i < N; i++) s += Math.exp(row[i] - m);
+      loss += m + Math.log(s) - row[t];
+      // row becomes d loss / d logits = (softmax - onehot) / B
+      for (let i = 0; i < N; i++) row[i] = Math.exp(row[i] - m) / s / B;
+      row[t] -= 1 / B;
+    }
+    // d loss / d q (B, d) = dlogits items / temperature
+    const gq = new Float32Array(B * d);
+    sgemm(false, false, B, d, N, 1 / this.temperature, logits, this.items, 0, gq);
+    if (this.similarity === 'cosine') {
+      // q = z / |z|: dq/dz projects out the radial part and divides by |z|.
+      for (let b = 0; b < B; b++) {
+        const g = gq.subarray(b * d, (b + 1) * d);
+        if (norms[b] === 0) {
+          g.fill(0);
+          continue;
+        }
+        const u = q.subarray(b * d, (b + 1) * d);
+        let gu = 0;
+        for (let k = 0; k < d; k++) gu += g[k] * u[k];
+        for (let k = 0; k < d; k++) g[k] = (g[k] - gu * u[k]) / norms[b];
+      }
+    }
+    return { loss: loss / B, grad: gq };
+  }
 }

@@ -1,11 +1,11 @@
 // LLM4Rec (PAPER.md §1.3): a T5 reads the prompt (the user's id tokens and the id tokens of the
 // user's items), the decoder reads P fixed query tokens in one teacher-forced pass, and a
 // 3-layer MLP maps the flattened decoder states (P * dModel) into the item-vector space.
-// Training: cosine loss against the positive item's vector, margin loss against a negative.
+// Training: the paper's cosine loss against the positive item's vector and a margin loss against
+// a negative, or a full softmax over every item (lib/llm/loss.ts).
 import { T5Model } from '../t5/model.js';
 import type { T5Config } from '../t5/config.js';
 import { Mlp } from '../nn/mlp.js';
-import { cosineMarginLoss } from './loss.js';
 import { ID_ONLY_TEMPLATE, renderTemplate, TRAIN_TEMPLATES, UNSEEN_TEMPLATE, type PromptKind } from './prompts.js';
 import type { Vocabulary } from './vocab.js';
 import type { Sample } from './samples.js';
@@ -64,8 +64,10 @@ export interface TrainStepOptions {
   projLr?: number;
   weightDecay?: number;
   clipNorm?: number;
-  gamma: number;
 }
+
+/** A loss of the model outputs z (B * itemDim): the mean loss and d loss / d z (B * itemDim). */
+export type Objective = (z: Float32Array) => { loss: number; grad: Float32Array };
 
 export class LLM4Rec {
   readonly t5: T5Model;
@@ -104,16 +106,13 @@ export class LLM4Rec {
     return this.proj.forward(h, p.batch);
   }
 
-  /**
-   * One optimisation step on a batch: prompts, the positive items' vectors and the negatives'
-   * (each (B * itemDim)). Returns the mean loss.
-   */
-  async trainStep(p: PromptInputs, pos: Float32Array, neg: Float32Array | undefined, o: TrainStepOptions): Promise<{ loss: number; gradNorm: number }> {
+  /** One optimisation step on a batch of prompts against `objective` (cosineMarginLoss, ItemSoftmax). Returns the mean loss. */
+  async trainStep(p: PromptInputs, objective: Objective, o: TrainStepOptions): Promise<{ loss: number; gradNorm: number }> {
     await this.t5.zeroGrad();
     this.proj.zeroGrad();
     const h = await this.t5.forward({ inputIds: p.ids, attentionMask: p.mask, decoderInputIds: this.decoderIds(p.batch), batchSize: p.batch, train: true });
     const z = this.proj.forward(h, p.batch, true);
-    const { loss, grad } = cosineMarginLoss(z, pos, neg, this.shape.itemDim, o.gamma);
+    const { loss, grad } = objective(z);
     if (!Number.isFinite(loss)) throw new Error(`training diverged: loss is ${loss}`);
     const gh = this.proj.backward(grad);
     await this.t5.backward(gh);

@@ -6,7 +6,8 @@ import { evaluateVectors, usersWithTarget, type Evaluation, type SplitName } fro
 import { DEFAULT_KS } from '../eval/metrics.js';
 import type { Similarity } from '../eval/rank.js';
 import { learningRate } from '../t5/schedule.js';
-import { LLM4Rec, padPrompts, promptTokens, type Codes } from './model.js';
+import { ItemSoftmax, LLM_LOSSES, cosineMarginLoss, type LLMLoss } from './loss.js';
+import { LLM4Rec, padPrompts, promptTokens, type Codes, type Objective } from './model.js';
 import type { PromptKind } from './prompts.js';
 import { TRAIN_TEMPLATES } from './prompts.js';
 import { evaluationSample, sampleNegative, trainingSample, type Sample } from './samples.js';
@@ -22,8 +23,17 @@ export interface LLMTrainOptions {
   warmupFraction: number;
   weightDecay: number;
   clipNorm: number;
-  /** Margin of the negative term. */
+  /**
+   * 'margin': the paper's 1 - cos to the positive plus max(0, cos - gamma) to one random negative;
+   * 'softmax-cosine' / 'softmax-dot' (beyond the paper): cross-entropy of the target among every
+   * item the user has not interacted with, scored by cos / temperature or by the dot product.
+   * The softmax-dot model is selected on validation with dot scoring, the others with cosine.
+   */
+  loss: LLMLoss;
+  /** Margin of the negative term ('margin'). */
   gamma: number;
+  /** Softmax temperature ('softmax-cosine'). */
+  temperature: number;
   /** Most history items in a prompt (longer histories are subsampled). */
   historyCap: number;
   /** Evaluate on validation every this many epochs; stop after `patience` evaluations without improvement. */
@@ -43,7 +53,9 @@ export const DEFAULT_LLM_TRAIN: LLMTrainOptions = {
   warmupFraction: 0.05,
   weightDecay: 0.01,
   clipNorm: 1.0,
+  loss: 'margin',
   gamma: 0.1,
+  temperature: 0.1,
   historyCap: 100,
   evalEvery: 1,
   patience: 4,
@@ -134,6 +146,11 @@ export function subsetUsers(users: Int32Array, n: number, seed: number): Int32Ar
   return Int32Array.from(a.slice(0, n).sort((x, y) => x - y));
 }
 
+/** The scoring the model is selected with on validation: the one its loss trains for. */
+export function selectionSimilarity(o: Pick<LLMTrainOptions, 'loss'>): Similarity {
+  return o.loss === 'softmax-dot' ? 'dot' : 'cosine';
+}
+
 export interface TrainResult {
   history: EpochReport[];
   bestEpoch: number;
@@ -167,6 +184,10 @@ export async function trainLLM(
   const validUsers = subsetUsers(usersWithTarget(split, 'valid'), o.maxValidUsers, o.seed + 7);
   const stepsPerEpoch = Math.ceil((trainers.length * o.samplesPerUser) / o.batch);
   const schedule = { peak: o.lr, warmupSteps: Math.floor(o.warmupFraction * stepsPerEpoch * o.epochs), totalSteps: Math.max(1, stepsPerEpoch * o.epochs), decay: 'linear' as const, minRatio: 0.05 };
+  const loss = o.loss ?? 'margin';
+  if (!LLM_LOSSES.includes(loss)) throw new RangeError(`LLM4Rec: unknown loss '${loss}' (${LLM_LOSSES.join(', ')})`);
+  const softmax = loss === 'margin' ? undefined : new ItemSoftmax(data.itemVectors, d, loss === 'softmax-dot' ? 'dot' : 'cosine', o.temperature);
+  const selectBy = selectionSimilarity(o);
   const history: EpochReport[] = [];
   // A checkpoint written by the epoch that hit the patience resumes as stopped.
   let stoppedEarly = startEpoch > 0 && startEpoch < o.epochs && bad >= o.patience;
@@ -183,18 +204,24 @@ export async function trainLLM(
       if (hooks.signal?.aborted) throw new Error('training aborted');
       const b = batches[bi];
       const prompts = b.map((s) => promptTokens(model.vocab, data.userCodes, data.itemCodes, s, 'seen', Math.floor(rand() * TRAIN_TEMPLATES.length)));
-      const pos = gatherVectors(data.itemVectors, d, b.map((s) => s.target));
-      const neg = gatherVectors(data.itemVectors, d, b.map((s) => sampleNegative(split.numItems, known.get(s.user)!, rand)));
+      let objective: Objective;
+      if (softmax) {
+        objective = (z) => softmax.loss(z, b.map((s) => s.target), (r) => known.get(b[r].user)!);
+      } else {
+        const pos = gatherVectors(data.itemVectors, d, b.map((s) => s.target));
+        const neg = gatherVectors(data.itemVectors, d, b.map((s) => sampleNegative(split.numItems, known.get(s.user)!, rand)));
+        objective = (z) => cosineMarginLoss(z, pos, neg, d, o.gamma);
+      }
       const step = epoch * stepsPerEpoch + bi;
       const lr = learningRate(schedule, Math.min(step, schedule.totalSteps - 1));
-      const { loss } = await model.trainStep(padPrompts(prompts), pos, neg, { lr, projLr: (o.projLr * lr) / o.lr, weightDecay: o.weightDecay, clipNorm: o.clipNorm, gamma: o.gamma });
+      const { loss } = await model.trainStep(padPrompts(prompts), objective, { lr, projLr: (o.projLr * lr) / o.lr, weightDecay: o.weightDecay, clipNorm: o.clipNorm });
       lossSum += loss;
       hooks.onBatch?.(bi + 1, batches.length, loss);
     }
     const seconds = (performance.now() - t0) / 1000;
     const report: EpochReport = { epoch: epoch + 1, loss: lossSum / batches.length, seconds, samplesPerSecond: samples.length / seconds };
     if ((epoch + 1) % o.evalEvery === 0 || epoch + 1 === o.epochs) {
-      const ev = await evaluateLLM(model, data, 'valid', { users: validUsers, cap: o.historyCap, ks: [20] });
+      const ev = await evaluateLLM(model, data, 'valid', { users: validUsers, cap: o.historyCap, ks: [20], similarity: selectBy });
       report.valid = { hr20: ev.metrics.hr[20], ndcg20: ev.metrics.ndcg[20] };
       if (report.valid.ndcg20 > best.ndcg20) {
         best = { epoch: epoch + 1, ndcg20: report.valid.ndcg20 };
