@@ -2,6 +2,10 @@
 // The paper's (PAPER.md §1.3): for a positive item 1 - cos(z, q); for a negative
 // max(0, cos(z, q) - gamma). Beyond the paper: a full softmax over every item (ItemSoftmax).
 import { sgemm } from '../nn/gemm.js';
+import { nativeFunction } from '../native/addon.js';
+
+type XentFn = (o: { logits: Float32Array; rows: number; cols: number; targets: Int32Array; gradScale: number }) => number;
+let xent: XentFn | undefined;
 
 export const LLM_LOSSES = ['margin', 'softmax-cosine', 'softmax-dot'] as const;
 export type LLMLoss = (typeof LLM_LOSSES)[number];
@@ -101,20 +105,12 @@ export class ItemSoftmax {
     // logits (B, N) = q items^T / temperature
     const logits = new Float32Array(B * N);
     sgemm(false, true, B, N, d, 1 / this.temperature, q, this.items, 0, logits);
-    let loss = 0;
-    for (let b = 0; b < B; b++) {
-      const row = logits.subarray(b * N, (b + 1) * N);
-      const t = targets[b];
-      if (exclude) for (const i of exclude(b)) if (i !== t && i >= 0 && i < N) row[i] = -Infinity;
-      let m = -Infinity;
-      for (let i = 0; i < N; i++) if (row[i] > m) m = row[i];
-      let s = 0;
-      for (let i = 0; i < N; i++) s += Math.exp(row[i] - m);
-      loss += m + Math.log(s) - row[t];
-      // row becomes d loss / d logits = (softmax - onehot) / B
-      for (let i = 0; i < N; i++) row[i] = Math.exp(row[i] - m) / s / B;
-      row[t] -= 1 / B;
+    if (exclude) {
+      for (let b = 0; b < B; b++) for (const i of exclude(b)) if (i !== targets[b] && i >= 0 && i < N) logits[b * N + i] = -Infinity;
     }
+    // In place: logits -> d loss / d logits = (softmax - onehot) / B (native: tokenrec/loss.h).
+    xent ??= nativeFunction<XentFn>('softmaxXent');
+    const loss = xent({ logits, rows: B, cols: N, targets: Int32Array.from(targets), gradScale: 1 / B });
     // d loss / d q (B, d) = dlogits items / temperature
     const gq = new Float32Array(B * d);
     sgemm(false, false, B, d, N, 1 / this.temperature, logits, this.items, 0, gq);
