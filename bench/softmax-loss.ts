@@ -9,7 +9,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { loadavg } from 'node:os';
-import { ItemSoftmax } from '../lib/llm/loss.js';
+import { ItemSoftmax, unitRowsInPlace } from '../lib/llm/loss.js';
 import { sgemm } from '../lib/nn/gemm.js';
 import { seededRandom } from '../lib/data/split.js';
 import { packageRoot, setNumThreads } from '../lib/native/addon.js';
@@ -20,26 +20,11 @@ const threads = Number(takeOption(args, '--threads') ?? 1);
 const outPath = takeOption(args, '--out') ?? join(packageRoot(), 'bench', 'results', 'softmax-loss.json');
 setNumThreads(threads);
 
-/** Rows divided by their norms, once per run (as ItemSoftmax does in its constructor). */
-function unitRows(items: Float32Array, N: number, d: number): Float32Array {
-  const unit = items.slice();
-  for (let i = 0; i < N; i++) {
-    const r = unit.subarray(i * d, (i + 1) * d);
-    const n = Math.hypot(...r);
-    if (n > 0) for (let k = 0; k < d; k++) r[k] /= n;
-  }
-  return unit;
-}
-
 /** The TypeScript baseline: softmax and its gradient written as plain loops. unit: (N * d) unit rows. */
 function typescriptLoss(unit: Float32Array, N: number, d: number, temperature: number, z: Float32Array, targets: number[]): { loss: number; grad: Float32Array } {
   const B = targets.length;
-  const q = z.slice(), norms = new Float32Array(B);
-  for (let b = 0; b < B; b++) {
-    const r = q.subarray(b * d, (b + 1) * d);
-    norms[b] = Math.hypot(...r);
-    for (let k = 0; k < d; k++) r[k] /= norms[b];
-  }
+  const q = z.slice();
+  const norms = unitRowsInPlace(q, d);
   const logits = new Float32Array(B * N);
   sgemm(false, true, B, N, d, 1 / temperature, q, unit, 0, logits);
   let loss = 0;
@@ -73,7 +58,8 @@ for (const [name, N] of [['LastFM', 3846], ['Beauty', 12101], ['Clothing', 23033
   const z = Float32Array.from({ length: B * d }, () => r() - 0.5);
   const targets = Array.from({ length: B }, () => Math.floor(r() * N));
   const sm = new ItemSoftmax(items, d, 'cosine', temperature);
-  const unit = unitRows(items, N, d);
+  const unit = items.slice();
+  unitRowsInPlace(unit, d); // once per run, as ItemSoftmax's constructor does
   const a = sm.loss(z, targets), b = typescriptLoss(unit, N, d, temperature, z, targets);
   let worst = 0;
   for (let i = 0; i < a.grad.length; i++) worst = Math.max(worst, Math.abs(a.grad[i] - b.grad[i]));

@@ -44,6 +44,18 @@ export function cosineMarginLoss(z: Float32Array, pos: Float32Array, neg: Float3
   return { loss: B ? loss / B : 0, grad };
 }
 
+/** Divides each row of v ((n * d)) by its L2 norm in place (zero rows stay zero); returns the n norms. */
+export function unitRowsInPlace(v: Float32Array, d: number): Float32Array {
+  const norms = new Float32Array(v.length / d);
+  for (let i = 0; i < norms.length; i++) {
+    const row = v.subarray(i * d, (i + 1) * d);
+    const n = Math.hypot(...row);
+    norms[i] = n;
+    if (n > 0) for (let k = 0; k < d; k++) row[k] /= n;
+  }
+  return norms;
+}
+
 /**
  * Full-softmax ranking loss (beyond the paper): the model output is scored against every item,
  * and the loss is the cross-entropy of the target among them, so training optimises the same
@@ -70,13 +82,7 @@ export class ItemSoftmax {
     this.numItems = itemVectors.length / d;
     this.d = d;
     this.items = itemVectors.slice();
-    if (similarity === 'cosine') {
-      for (let i = 0; i < this.numItems; i++) {
-        const row = this.items.subarray(i * d, (i + 1) * d);
-        const n = Math.hypot(...row);
-        if (n > 0) for (let k = 0; k < d; k++) row[k] /= n;
-      }
-    }
+    if (similarity === 'cosine') unitRowsInPlace(this.items, d);
   }
 
   /**
@@ -93,15 +99,8 @@ export class ItemSoftmax {
       if (!Number.isInteger(t) || t < 0 || t >= N) throw new RangeError(`softmax loss: target ${t} of row ${b} is not an item id (0..${N - 1})`);
     }
     // q: the rows that meet the items: unit z for cosine (a zero z stays zero), z itself for dot.
-    const norms = new Float32Array(B);
     const q = z.slice();
-    if (this.similarity === 'cosine') {
-      for (let b = 0; b < B; b++) {
-        const row = q.subarray(b * d, (b + 1) * d);
-        norms[b] = Math.hypot(...row);
-        if (norms[b] > 0) for (let k = 0; k < d; k++) row[k] /= norms[b];
-      }
-    }
+    const norms = this.similarity === 'cosine' ? unitRowsInPlace(q, d) : undefined;
     // logits (B, N) = q items^T / temperature
     const logits = new Float32Array(B * N);
     sgemm(false, true, B, N, d, 1 / this.temperature, q, this.items, 0, logits);
@@ -114,7 +113,7 @@ export class ItemSoftmax {
     // d loss / d q (B, d) = dlogits items / temperature
     const gq = new Float32Array(B * d);
     sgemm(false, false, B, d, N, 1 / this.temperature, logits, this.items, 0, gq);
-    if (this.similarity === 'cosine') {
+    if (norms) {
       // q = z / |z|: dq/dz projects out the radial part and divides by |z|.
       for (let b = 0; b < B; b++) {
         const g = gq.subarray(b * d, (b + 1) * d);

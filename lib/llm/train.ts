@@ -186,8 +186,9 @@ export async function trainLLM(
   const schedule = { peak: o.lr, warmupSteps: Math.floor(o.warmupFraction * stepsPerEpoch * o.epochs), totalSteps: Math.max(1, stepsPerEpoch * o.epochs), decay: 'linear' as const, minRatio: 0.05 };
   const loss = o.loss ?? 'margin';
   if (!LLM_LOSSES.includes(loss)) throw new RangeError(`LLM4Rec: unknown loss '${loss}' (${LLM_LOSSES.join(', ')})`);
-  const softmax = loss === 'margin' ? undefined : new ItemSoftmax(data.itemVectors, d, loss === 'softmax-dot' ? 'dot' : 'cosine', o.temperature);
+  // The softmax scores items the way the model is selected (and served).
   const selectBy = selectionSimilarity(o);
+  const softmax = loss === 'margin' ? undefined : new ItemSoftmax(data.itemVectors, d, selectBy, o.temperature);
   const history: EpochReport[] = [];
   // A checkpoint written by the epoch that hit the patience resumes as stopped.
   let stoppedEarly = startEpoch > 0 && startEpoch < o.epochs && bad >= o.patience;

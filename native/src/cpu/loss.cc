@@ -3,7 +3,6 @@
 // about 4x the two GEMMs around them on 12k items.
 #include "tokenrec/loss.h"
 
-#include <atomic>
 #include <cmath>
 #include <limits>
 #include <vector>
