@@ -67,9 +67,9 @@ function outcome(dir: string) {
 }
 
 /** Runs the stage and aborts it (as a kill would stop it) once epoch `after` is checkpointed. */
-async function runAndAbort(dir: string, after: number): Promise<void> {
+async function runAndAbort(dir: string, after: number, c: LLMStageConfig = cfg): Promise<void> {
   const ac = new AbortController();
-  await expect(runLLMStage(dir, split, cfg, { signal: ac.signal, onEpoch: (r) => r.epoch === after && ac.abort() })).rejects.toThrow(/aborted/);
+  await expect(runLLMStage(dir, split, c, { signal: ac.signal, onEpoch: (r) => r.epoch === after && ac.abort() })).rejects.toThrow(/aborted/);
 }
 
 describe('LLM stage: resuming a killed run', () => {
@@ -148,6 +148,23 @@ describe('LLM stage: resuming a killed run', () => {
     expect(msg[0]).toMatch(/llm-last\.optim\.safetensors is missing; training starts over/);
     expect(outcome(dir).file).toBe(reference.file);
   }, 30_000);
+
+  it('a softmax-cosine-bias run resumes bit-identical too (the item bias and its Adam state are checkpointed)', async () => {
+    const bias: LLMStageConfig = { ...cfg, train: { ...cfg.train, loss: 'softmax-cosine-bias', temperature: 0.2 } };
+    const a = copyOf(base, 'bias-uninterrupted');
+    await runLLMStage(a, split, bias);
+    const want = outcome(a);
+    expect(readSafetensors(join(a, want.file)).tensors.item_bias.shape).toEqual([split.numItems]);
+    const b = copyOf(base, 'bias-resumed');
+    await runAndAbort(b, 1, bias);
+    const optim = readSafetensors(join(b, 'checkpoints', 'llm-last.optim.safetensors'));
+    expect(optim.metadata.bias_steps).toBe(optim.metadata.t5_steps);
+    expect(optim.tensors['bias.v'].shape).toEqual([split.numItems]);
+    await runLLMStage(b, split, bias);
+    const got = outcome(b);
+    expect(Buffer.compare(got.bytes, want.bytes)).toBe(0);
+    expect(got.metrics).toEqual(want.metrics);
+  }, 60_000);
 });
 
 describe('optimiser state of LLM4Rec', () => {

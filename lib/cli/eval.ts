@@ -11,9 +11,8 @@ import type { Backend } from '../native/addon.js';
 import { parseKs } from './baseline.js';
 import type { Split } from '../data/types.js';
 import { usersWithTarget } from '../eval/evaluate.js';
-import type { Similarity } from '../eval/rank.js';
 import { loadLLMStage, LLM_STAGE } from '../llm/stage.js';
-import { evaluateLLM } from '../llm/train.js';
+import { evaluateLLM, LLM_SCORINGS, type LLMScoring } from '../llm/train.js';
 import type { PromptKind } from '../llm/prompts.js';
 import { loadTokenizerCodes } from '../tokenizer/codes.js';
 import { loadSplitFromCli, type DataCliOptions } from './data-options.js';
@@ -21,7 +20,7 @@ import { loadSplitFromCli, type DataCliOptions } from './data-options.js';
 export interface EvalCliOptions {
   stage: string;
   prompt: PromptKind;
-  scoring: Similarity;
+  scoring: LLMScoring;
   split: SplitName;
   data?: string;
   ks: number[];
@@ -76,9 +75,9 @@ async function evalLlmStage(dir: string, o: EvalCliOptions): Promise<void> {
   try {
     const data = { split, userCodes: codes.users, itemCodes: codes.items, itemVectors: cf.itemVectors, itemDim: cf.dim };
     const t0 = performance.now();
-    const seen = await evaluateLLM(model, data, o.split, { kind: o.prompt, cap: config.train.historyCap, similarity: o.scoring, ks: o.ks });
+    const seen = await evaluateLLM(model, data, o.split, { kind: o.prompt, cap: config.train.historyCap, scoring: o.scoring, temperature: config.train.temperature, ks: o.ks });
     const unseenUsers = usersWithTarget(split, o.split, 'unseen');
-    const unseen = unseenUsers.length ? await evaluateLLM(model, data, o.split, { kind: o.prompt, users: unseenUsers, cap: config.train.historyCap, similarity: o.scoring, ks: o.ks }) : undefined;
+    const unseen = unseenUsers.length ? await evaluateLLM(model, data, o.split, { kind: o.prompt, users: unseenUsers, cap: config.train.historyCap, scoring: o.scoring, temperature: config.train.temperature, ks: o.ks }) : undefined;
     const seconds = (performance.now() - t0) / 1000;
     if (o.json) {
       console.log(JSON.stringify({ stage: LLM_STAGE, dir, dataset: manifest.dataset.name, preset: config.preset, split: o.split, prompt: o.prompt, scoring: o.scoring, metrics: seen.metrics, unseenMetrics: unseen?.metrics, seconds }));
@@ -103,7 +102,7 @@ export function registerEval(program: Command): void {
     .description('evaluate a trained stage of a model directory (full ranking, HR/NDCG@K)')
     .addOption(new Option('--stage <stage>', 'stage to evaluate').choices(Object.keys(EVAL_STAGES)).default('llm'))
     .addOption(new Option('--prompt <kind>', 'llm: prompt template').choices(['seen', 'unseen', 'id-only']).default('seen'))
-    .addOption(new Option('--scoring <s>', 'llm: cosine (the paper) or dot (keeps popularity)').choices(['cosine', 'dot']).default('cosine'))
+    .addOption(new Option('--scoring <s>', 'llm: cosine (the paper), dot (keeps popularity), or cosine-bias (cosine + the learned item bias of a softmax-cosine-bias model)').choices([...LLM_SCORINGS]).default('cosine'))
     .addOption(new Option('--split <split>', 'which targets').choices(['valid', 'test']).default('test'))
     .option('--data <path>', 'the interactions file (default: the path recorded in the manifest)')
     .option('--ks <list>', 'cut-offs', parseKs, [10, 20, 30])

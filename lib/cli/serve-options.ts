@@ -2,6 +2,7 @@
 import { Option, type Command } from 'commander';
 import type { Backend } from '../native/addon.js';
 import type { RecommenderOptions, Scoring } from '../serve/recommender.js';
+import { LLM_SCORINGS } from '../llm/train.js';
 
 export interface ServeCliOptions {
   data?: string;
@@ -23,7 +24,7 @@ export function positiveInt(name: string) {
 export function addRecommenderOptions(cmd: Command): Command {
   return cmd
     .option('--data <path>', "the data the model was trained on, for the dataset's ids (default: the path recorded in the manifest)")
-    .addOption(new Option('--scoring <s>', 'cosine or dot (default: the one that scored better on validation)').choices(['cosine', 'dot']))
+    .addOption(new Option('--scoring <s>', 'cosine, dot, or cosine-bias (softmax-cosine-bias models) (default: the one that scored best on validation)').choices([...LLM_SCORINGS]))
     .addOption(new Option('--index <kind>', 'top-K engine').choices(['native', 'faiss']).default('native'))
     .addOption(new Option('--backend <b>', 'native kernels: auto uses CUDA when usable').choices(['auto', 'cpu', 'cuda']).default('auto'))
     .option('--threads <n>', 'ONNX Runtime threads (default: one per physical core)', positiveInt('--threads'))

@@ -314,10 +314,11 @@ async function trainLlmStage(data: string, o: TrainCliOptions): Promise<void> {
     console.log(JSON.stringify({ stage: LLM_STAGE, dir: o.out, config: cfg, metrics: r.metrics }));
     return;
   }
-  const m = r.metrics as unknown as { test: Record<string, { hr: Record<number, number>; ndcg: Record<number, number> }>; testDot: { hr: Record<number, number>; ndcg: Record<number, number> }; testUnseenUsers?: { hr: Record<number, number>; ndcg: Record<number, number>; users: number }; bestEpoch: number; trainSeconds: number };
+  const m = r.metrics as unknown as { test: Record<string, { hr: Record<number, number>; ndcg: Record<number, number> }>; testDot: { hr: Record<number, number>; ndcg: Record<number, number> }; testBias?: { hr: Record<number, number>; ndcg: Record<number, number> }; testUnseenUsers?: { hr: Record<number, number>; ndcg: Record<number, number>; users: number }; bestEpoch: number; trainSeconds: number };
   console.log(`LLM4Rec (${cfg.preset}): best epoch ${m.bestEpoch}, ${m.trainSeconds.toFixed(0)} s`);
   for (const kind of ['seen', 'unseen', 'id-only']) console.log(`test, ${kind} prompt:`.padEnd(26) + formatMetrics(m.test[kind] as never).split('\n').join('   '));
   console.log('test, dot-product scoring:'.padEnd(26) + formatMetrics(m.testDot as never).split('\n').join('   '));
+  if (m.testBias) console.log('test, cosine + item bias:'.padEnd(26) + formatMetrics(m.testBias as never).split('\n').join('   '));
   if (m.testUnseenUsers) console.log(`test, unseen users (${m.testUnseenUsers.users}):`.padEnd(26) + formatMetrics(m.testUnseenUsers as never).split('\n').join('   '));
   console.log(`model directory: ${o.out}`);
 }
@@ -373,9 +374,9 @@ export function registerTrain(program: Command): void {
       .option('--history-cap <n>', `llm: most history items in a prompt (default ${DEFAULT_LLM_STAGE.train.historyCap})`, int('--history-cap'))
       .option('--queries <n>', `llm: decoder query tokens P (default ${DEFAULT_LLM_STAGE.queries})`, int('--queries'))
       .option('--samples-per-user <n>', `llm: training samples per user per epoch (default ${DEFAULT_LLM_STAGE.train.samplesPerUser})`, int('--samples-per-user'))
-      .addOption(new Option('--llm-loss <l>', `llm: margin (the paper: cosine to the positive, margin to one random negative), or a softmax over every item scored by softmax-cosine or softmax-dot (beyond the paper; default ${DEFAULT_LLM_STAGE.train.loss})`).choices([...LLM_LOSSES]))
+      .addOption(new Option('--llm-loss <l>', `llm: margin (the paper: cosine to the positive, margin to one random negative), or a softmax over every item scored by softmax-cosine, softmax-dot or softmax-cosine-bias (cosine plus a learned per-item bias) (beyond the paper; default ${DEFAULT_LLM_STAGE.train.loss})`).choices([...LLM_LOSSES]))
       .option('--gamma <x>', `llm: margin of the negative term (default ${DEFAULT_LLM_STAGE.train.gamma})`, num('--gamma'))
-      .option('--temperature <x>', `llm: softmax-cosine temperature (default ${DEFAULT_LLM_STAGE.train.temperature})`, num('--temperature'))
+      .option('--temperature <x>', `llm: softmax-cosine(-bias) temperature (default ${DEFAULT_LLM_STAGE.train.temperature})`, num('--temperature'))
       .option('--dropout <x>', `llm: dropout (default ${DEFAULT_LLM_STAGE.dropout})`, num('--dropout'))
       .option('--max-valid-users <n>', `llm: validation users for model selection (default ${DEFAULT_LLM_STAGE.train.maxValidUsers})`, int('--max-valid-users'))
       .option('--llm-patience <n>', `llm: validation checks without improvement before stopping (default ${DEFAULT_LLM_STAGE.train.patience}; the learning rate decays linearly to 0 at the last epoch, so a long patience lets it finish)`, int('--llm-patience'))

@@ -7,7 +7,7 @@ import { nativeFunction } from '../native/addon.js';
 type XentFn = (o: { logits: Float32Array; rows: number; cols: number; targets: Int32Array; gradScale: number }) => number;
 let xent: XentFn | undefined;
 
-export const LLM_LOSSES = ['margin', 'softmax-cosine', 'softmax-dot'] as const;
+export const LLM_LOSSES = ['margin', 'softmax-cosine', 'softmax-dot', 'softmax-cosine-bias'] as const;
 export type LLMLoss = (typeof LLM_LOSSES)[number];
 
 /**
@@ -88,12 +88,15 @@ export class ItemSoftmax {
   /**
    * z: (B * d) model outputs; targets: B item ids; exclude(b): items left out of row b's softmax
    * (the user's other known items, which evaluation also leaves out of the ranking; the target
-   * itself is never excluded). Returns the mean cross-entropy and d loss / d z (B * d).
+   * itself is never excluded); bias: (numItems) per-item scores added to every row's logits
+   * ('softmax-cosine-bias': cos / temperature + b_i). Returns the mean cross-entropy, d loss / d z
+   * (B * d) and, with a bias, d loss / d bias (numItems).
    */
-  loss(z: Float32Array, targets: ArrayLike<number>, exclude?: (b: number) => Iterable<number>): { loss: number; grad: Float32Array } {
+  loss(z: Float32Array, targets: ArrayLike<number>, exclude?: (b: number) => Iterable<number>, bias?: Float32Array): { loss: number; grad: Float32Array; biasGrad?: Float32Array } {
     const { d, numItems: N } = this;
     const B = targets.length;
     if (z.length !== B * d) throw new RangeError(`softmax loss: z (${z.length}) must be (B * ${d}) for B = ${B} targets`);
+    if (bias && bias.length !== N) throw new RangeError(`softmax loss: the item bias has ${bias.length} entries for ${N} items`);
     for (let b = 0; b < B; b++) {
       const t = targets[b];
       if (!Number.isInteger(t) || t < 0 || t >= N) throw new RangeError(`softmax loss: target ${t} of row ${b} is not an item id (0..${N - 1})`);
@@ -104,12 +107,19 @@ export class ItemSoftmax {
     // logits (B, N) = q items^T / temperature
     const logits = new Float32Array(B * N);
     sgemm(false, true, B, N, d, 1 / this.temperature, q, this.items, 0, logits);
+    if (bias) for (let b = 0; b < B; b++) for (let i = 0; i < N; i++) logits[b * N + i] += bias[i];
     if (exclude) {
       for (let b = 0; b < B; b++) for (const i of exclude(b)) if (i !== targets[b] && i >= 0 && i < N) logits[b * N + i] = -Infinity;
     }
     // In place: logits -> d loss / d logits = (softmax - onehot) / B (native: tokenrec/loss.h).
     xent ??= nativeFunction<XentFn>('softmaxXent');
     const loss = xent({ logits, rows: B, cols: N, targets: Int32Array.from(targets), gradScale: 1 / B });
+    // d loss / d b_i: the column sums of d loss / d logits (excluded entries are 0 there).
+    let biasGrad: Float32Array | undefined;
+    if (bias) {
+      biasGrad = new Float32Array(N);
+      for (let b = 0; b < B; b++) for (let i = 0; i < N; i++) biasGrad[i] += logits[b * N + i];
+    }
     // d loss / d q (B, d) = dlogits items / temperature
     const gq = new Float32Array(B * d);
     sgemm(false, false, B, d, N, 1 / this.temperature, logits, this.items, 0, gq);
@@ -127,6 +137,6 @@ export class ItemSoftmax {
         for (let k = 0; k < d; k++) g[k] = (g[k] - gu * u[k]) / norms[b];
       }
     }
-    return { loss: loss / B, grad: gq };
+    return { loss: loss / B, grad: gq, biasGrad };
   }
 }

@@ -9,6 +9,7 @@ import { Mlp } from '../nn/mlp.js';
 import { ID_ONLY_TEMPLATE, renderTemplate, TRAIN_TEMPLATES, UNSEEN_TEMPLATE, type PromptKind } from './prompts.js';
 import type { Vocabulary } from './vocab.js';
 import type { Sample } from './samples.js';
+import { ItemBias } from './bias.js';
 
 /** Id codes of every user or item: (n, K) row-major. */
 export interface Codes {
@@ -57,6 +58,8 @@ export interface LLM4RecShape {
   projHidden: number[];
   /** Item-vector dimension d. */
   itemDim: number;
+  /** Number of items when the model learns a per-item bias ('softmax-cosine-bias', lib/llm/bias.ts); absent otherwise. */
+  biasItems?: number;
 }
 
 export interface TrainStepOptions {
@@ -66,31 +69,38 @@ export interface TrainStepOptions {
   clipNorm?: number;
 }
 
-/** A loss of the model outputs z (B * itemDim): the mean loss and d loss / d z (B * itemDim). */
-export type Objective = (z: Float32Array) => { loss: number; grad: Float32Array };
+/**
+ * A loss of the model outputs z (B * itemDim): the mean loss, d loss / d z (B * itemDim) and, for
+ * a model with an item bias, d loss / d bias (numItems).
+ */
+export type Objective = (z: Float32Array) => { loss: number; grad: Float32Array; biasGrad?: Float32Array };
 
 export class LLM4Rec {
   readonly t5: T5Model;
   readonly proj: Mlp;
   readonly shape: LLM4RecShape;
   readonly vocab: Vocabulary;
+  /** The learned per-item bias (shape.biasItems set), else undefined. */
+  readonly itemBias: ItemBias | undefined;
 
-  constructor(shape: LLM4RecShape, vocab: Vocabulary, t5: T5Model, proj: Mlp) {
+  constructor(shape: LLM4RecShape, vocab: Vocabulary, t5: T5Model, proj: Mlp, itemBias?: ItemBias) {
     if (shape.t5.vocabSize !== vocab.size) throw new Error(`T5 vocabulary size ${shape.t5.vocabSize} differs from the prompt vocabulary (${vocab.size})`);
     const inDim = shape.queries * shape.t5.dModel;
     if (proj.sizes[0] !== inDim || proj.sizes[proj.sizes.length - 1] !== shape.itemDim) {
       throw new Error(`projection sizes [${proj.sizes}] do not map P * dModel = ${inDim} to itemDim = ${shape.itemDim}`);
     }
+    if ((shape.biasItems ?? 0) !== (itemBias?.numItems ?? 0)) throw new Error(`the model's shape wants an item bias of ${shape.biasItems ?? 0} items, got ${itemBias?.numItems ?? 0}`);
     this.shape = shape;
     this.vocab = vocab;
     this.t5 = t5;
     this.proj = proj;
+    this.itemBias = itemBias;
   }
 
   static create(shape: LLM4RecShape, vocab: Vocabulary, seed: number): LLM4Rec {
     const t5 = T5Model.create(shape.t5, seed);
     const proj = new Mlp([shape.queries * shape.t5.dModel, ...shape.projHidden, shape.itemDim], seed + 1);
-    return new LLM4Rec(shape, vocab, t5, proj);
+    return new LLM4Rec(shape, vocab, t5, proj, shape.biasItems ? new ItemBias(shape.biasItems) : undefined);
   }
 
   private decoderIds(B: number): Int32Array {
@@ -112,8 +122,9 @@ export class LLM4Rec {
     this.proj.zeroGrad();
     const h = await this.t5.forward({ inputIds: p.ids, attentionMask: p.mask, decoderInputIds: this.decoderIds(p.batch), batchSize: p.batch, train: true });
     const z = this.proj.forward(h, p.batch, true);
-    const { loss, grad } = objective(z);
+    const { loss, grad, biasGrad } = objective(z);
     if (!Number.isFinite(loss)) throw new Error(`training diverged: loss is ${loss}`);
+    if ((biasGrad !== undefined) !== (this.itemBias !== undefined)) throw new Error(this.itemBias ? 'the objective gave no gradient for the item bias' : 'the objective gave an item-bias gradient to a model without one');
     const gh = this.proj.backward(grad);
     await this.t5.backward(gh);
     // Clip the projection on its own norm; the backbone clips inside its step.
@@ -123,6 +134,7 @@ export class LLM4Rec {
     }
     const { gradNorm } = await this.t5.step({ lr: o.lr, weightDecay: o.weightDecay ?? 0, clipNorm: o.clipNorm ?? 0 });
     this.proj.step({ lr: o.projLr ?? o.lr, weightDecay: o.weightDecay ?? 0 });
+    if (biasGrad) this.itemBias!.step(biasGrad, o.projLr ?? o.lr);
     return { loss, gradNorm };
   }
 

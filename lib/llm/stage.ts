@@ -18,10 +18,11 @@ import { exportT5Onnx, type T5HeadLayer } from '../t5/onnx-export.js';
 import { t5Config, type T5PresetName } from '../t5/config.js';
 import { T5Model } from '../t5/model.js';
 import { Mlp } from '../nn/mlp.js';
-import { evaluateVectors, usersWithTarget } from '../eval/evaluate.js';
+import { usersWithTarget } from '../eval/evaluate.js';
 import type { Metrics } from '../eval/metrics.js';
 import { LLM4Rec, type Codes, type LLM4RecShape } from './model.js';
-import { DEFAULT_LLM_TRAIN, embedUsers, trainLLM, type EpochReport, type LLMData, type LLMTrainOptions } from './train.js';
+import { ItemBias } from './bias.js';
+import { DEFAULT_LLM_TRAIN, embedUsers, evaluateOutputs, trainLLM, type EpochReport, type LLMData, type LLMTrainOptions } from './train.js';
 import { Vocabulary } from './vocab.js';
 import type { PromptKind } from './prompts.js';
 import { loadTokenizerCodes } from '../tokenizer/codes.js';
@@ -52,15 +53,22 @@ export interface LLMStageHooks {
   signal?: AbortSignal;
 }
 
-function modelShape(cfg: LLMStageConfig, vocab: Vocabulary, itemDim: number): LLM4RecShape {
-  return { t5: t5Config(cfg.preset, vocab.size, { dropoutRate: cfg.dropout }), queries: cfg.queries, projHidden: cfg.projHidden, itemDim };
+/** numItems: for the item bias of 'softmax-cosine-bias' models. */
+function modelShape(cfg: LLMStageConfig, vocab: Vocabulary, itemDim: number, numItems: number): LLM4RecShape {
+  const shape: LLM4RecShape = { t5: t5Config(cfg.preset, vocab.size, { dropoutRate: cfg.dropout }), queries: cfg.queries, projHidden: cfg.projHidden, itemDim };
+  if (cfg.train.loss === 'softmax-cosine-bias') shape.biasItems = numItems;
+  return shape;
 }
+
+/** The learned item bias's tensor (numItems), beside the backbone's and the projection's. */
+export const ITEM_BIAS_TENSOR = 'item_bias';
 
 function modelTensors(m: LLM4Rec): TensorMap {
   const shapes = m.t5.tensorShapes();
   const out: TensorMap = {};
   for (const [name, data] of Object.entries(m.t5.getTensors())) out[name] = f32(shapes[name], data);
   for (const [name, t] of Object.entries(m.proj.tensors('proj'))) out[name] = f32(t.shape, t.data);
+  if (m.itemBias) out[ITEM_BIAS_TENSOR] = f32([m.itemBias.numItems], m.itemBias.values);
   return out;
 }
 
@@ -86,7 +94,13 @@ export function optimizerTensors(m: LLM4Rec): { tensors: TensorMap; metadata: Re
       tensors[`proj.v.${name}`] = f32(projShapes[name], proj.v[k]);
     });
   }
-  return { tensors, metadata: { t5_steps: String(t5.steps), proj_steps: String(proj.t) } };
+  const metadata: Record<string, string> = { t5_steps: String(t5.steps), proj_steps: String(proj.t) };
+  if (m.itemBias) {
+    tensors['bias.m'] = f32([m.itemBias.numItems], m.itemBias.m);
+    tensors['bias.v'] = f32([m.itemBias.numItems], m.itemBias.v);
+    metadata.bias_steps = String(m.itemBias.steps);
+  }
+  return { tensors, metadata };
 }
 
 /** Shapes of the projection's tensors by name (`{l}.weight`, `{l}.bias`), as the Mlp itself gives them. */
@@ -135,7 +149,15 @@ export function restoreOptimizer(m: LLM4Rec, tensors: TensorMap, metadata: Recor
       }
     }
   }
+  let bias: { m: Float32Array; v: Float32Array; steps: number } | undefined;
+  if (m.itemBias) {
+    const n = m.itemBias.numItems;
+    bias = { m: expectTensor(tensors, 'bias.m', [n], source).data as Float32Array, v: expectTensor(tensors, 'bias.v', [n], source).data as Float32Array, steps: stepsOf(metadata, 'bias_steps', source) };
+    known.add('bias.m').add('bias.v');
+  }
   for (const name of Object.keys(tensors)) if (!known.has(name)) throw new Error(`${source}: unexpected tensor '${name}' in the optimiser state`);
+  // The bias first: setState checks everything before it changes anything.
+  if (bias) m.itemBias!.setState(bias.m, bias.v, bias.steps, source);
   // The projection first: it is checked in TypeScript and changes nothing when it throws; then
   // the backbone, which the native code checks before it changes anything. On an error the
   // caller discards the whole model.
@@ -151,9 +173,11 @@ export function restoreOptimizer(m: LLM4Rec, tensors: TensorMap, metadata: Recor
 export function modelFromTensors(shape: LLM4RecShape, vocab: Vocabulary, tensors: TensorMap, source: string): LLM4Rec {
   const t5Tensors: TensorMap = {};
   for (const [name, t] of Object.entries(tensors)) {
-    if (!name.startsWith('proj.')) t5Tensors[name] = t;
+    if (!name.startsWith('proj.') && name !== ITEM_BIAS_TENSOR) t5Tensors[name] = t;
     requireFinite(t, name, source);
   }
+  if (!shape.biasItems && tensors[ITEM_BIAS_TENSOR]) throw new Error(`${source}: holds an item bias, but the model's configuration has none`);
+  const itemBias = shape.biasItems ? new ItemBias(shape.biasItems, expectTensor(tensors, ITEM_BIAS_TENSOR, [shape.biasItems], source).data as Float32Array) : undefined;
   const t5 = T5Model.fromTensors(shape.t5, t5Tensors, source);
   const sizes = [shape.queries * shape.t5.dModel, ...shape.projHidden, shape.itemDim];
   const proj = new Mlp(sizes, 0);
@@ -161,7 +185,7 @@ export function modelFromTensors(shape: LLM4RecShape, vocab: Vocabulary, tensors
     proj.weights[l].set(expectTensor(tensors, `proj.${l}.weight`, [sizes[l + 1], sizes[l]], source).data);
     proj.biases[l].set(expectTensor(tensors, `proj.${l}.bias`, [sizes[l + 1]], source).data);
   }
-  return new LLM4Rec(shape, vocab, t5, proj);
+  return new LLM4Rec(shape, vocab, t5, proj, itemBias);
 }
 
 /** The head of the serving graph: the projection as ONNX dense layers. */
@@ -201,18 +225,22 @@ export interface LLMEvaluation {
   /** Popularity-keeping variant: dot product against the un-normalised item vectors. */
   testDot: Metrics;
   validDot: Metrics;
+  /** Models with an item bias: cos / temperature + bias (seen prompt). */
+  testBias?: Metrics;
+  validBias?: Metrics;
   /** Users held out of every training stage (seen prompt). */
   testUnseenUsers?: Metrics;
   testUnseenUsersDot?: Metrics;
+  testUnseenUsersBias?: Metrics;
 }
 
-/** Evaluates a trained model: valid/test, three prompt kinds, cosine and dot scoring, unseen users. */
-export async function evaluateLLMStage(model: LLM4Rec, data: LLMData, cap: number): Promise<LLMEvaluation> {
-  const { split, itemVectors, itemDim } = data;
+/** Evaluates a trained model: valid/test, three prompt kinds, cosine, dot (and cosine-bias) scoring, unseen users. */
+export async function evaluateLLMStage(model: LLM4Rec, data: LLMData, cap: number, temperature: number): Promise<LLMEvaluation> {
+  const { split } = data;
   const run = async (which: 'valid' | 'test', kind: PromptKind, users: Int32Array) => {
     const z = await embedUsers(model, data, users, which, kind, cap);
-    const common = { split, which, users, userVectors: z, queryRows: 'selected' as const, itemVectors, dim: itemDim };
-    return { cos: (await evaluateVectors({ ...common, similarity: 'cosine' })).metrics, dot: (await evaluateVectors({ ...common, similarity: 'dot' })).metrics };
+    const score = async (s: 'cosine' | 'dot' | 'cosine-bias') => (await evaluateOutputs(model, data, which, users, z, s, { temperature })).metrics;
+    return { cos: await score('cosine'), dot: await score('dot'), bias: model.itemBias ? await score('cosine-bias') : undefined };
   };
   const testUsers = usersWithTarget(split, 'test');
   const validUsers = usersWithTarget(split, 'valid');
@@ -221,11 +249,16 @@ export async function evaluateLLMStage(model: LLM4Rec, data: LLMData, cap: numbe
   const unseenPrompt = await run('test', 'unseen', testUsers);
   const idOnly = await run('test', 'id-only', testUsers);
   const out: LLMEvaluation = { test: { seen: seen.cos, unseen: unseenPrompt.cos, 'id-only': idOnly.cos }, valid: valid.cos, testDot: seen.dot, validDot: valid.dot };
+  if (seen.bias) {
+    out.testBias = seen.bias;
+    out.validBias = valid.bias;
+  }
   const unseenUsers = usersWithTarget(split, 'test', 'unseen');
   if (unseenUsers.length) {
     const u = await run('test', 'seen', unseenUsers);
     out.testUnseenUsers = u.cos;
     out.testUnseenUsersDot = u.dot;
+    if (u.bias) out.testUnseenUsersBias = u.bias;
   }
   return out;
 }
@@ -291,7 +324,7 @@ export async function runLLMStage(dir: string, split: Split, cfg: LLMStageConfig
   verifyStage(dir, manifest, 'cf');
   verifyStage(dir, manifest, 'tokenizer');
   const { data, vocab } = llmInputs(dir, split, cfg);
-  const shape = modelShape(cfg, vocab, data.itemDim);
+  const shape = modelShape(cfg, vocab, data.itemDim, split.numItems);
   const ckDir = join(dir, 'checkpoints');
   const lastPath = join(ckDir, 'llm-last.safetensors');
   const bestPath = join(ckDir, 'llm-best.safetensors');
@@ -358,7 +391,7 @@ export async function runLLMStage(dir: string, split: Split, cfg: LLMStageConfig
     model.dispose();
     model = bestModel;
   }
-  const ev = await evaluateLLMStage(model, data, cfg.train.historyCap);
+  const ev = await evaluateLLMStage(model, data, cfg.train.historyCap, cfg.train.temperature);
 
   const tensors = modelTensors(model);
   const h = createHash('sha256');
@@ -396,6 +429,6 @@ export function loadLLMStage(dir: string): { model: LLM4Rec; vocab: Vocabulary; 
   const vocab = Vocabulary.fromJSON(JSON.parse(readFileSync(join(dir, 'vocab.json'), 'utf8')));
   const file = Object.keys(rec.files).find((f) => f.startsWith('llm.') && f.endsWith('.safetensors'))!;
   const cf = loadCfStage(dir);
-  const shape = modelShape(cfg, vocab, cf.dim);
+  const shape = modelShape(cfg, vocab, cf.dim, cf.itemVectors.length / cf.dim);
   return { model: modelFromTensors(shape, vocab, readSafetensors(join(dir, file)).tensors, join(dir, file)), vocab, config: cfg };
 }

@@ -5,6 +5,7 @@ import { seededRandom } from '../data/split.js';
 import { evaluateVectors, usersWithTarget, type Evaluation, type SplitName } from '../eval/evaluate.js';
 import { DEFAULT_KS } from '../eval/metrics.js';
 import type { Similarity } from '../eval/rank.js';
+import { biasedItemRows, biasedQueryRows, popularityPrior } from './bias.js';
 import { learningRate } from '../t5/schedule.js';
 import { ItemSoftmax, LLM_LOSSES, cosineMarginLoss, type LLMLoss } from './loss.js';
 import { LLM4Rec, padPrompts, promptTokens, type Codes, type Objective } from './model.js';
@@ -25,14 +26,15 @@ export interface LLMTrainOptions {
   clipNorm: number;
   /**
    * 'margin': the paper's 1 - cos to the positive plus max(0, cos - gamma) to one random negative;
-   * 'softmax-cosine' / 'softmax-dot' (beyond the paper): cross-entropy of the target among every
-   * item the user has not interacted with, scored by cos / temperature or by the dot product.
-   * The softmax-dot model is selected on validation with dot scoring, the others with cosine.
+   * 'softmax-cosine' / 'softmax-dot' / 'softmax-cosine-bias' (beyond the paper): cross-entropy of
+   * the target among every item the user has not interacted with, scored by cos / temperature, by
+   * the dot product, or by cos / temperature plus a learned per-item bias (lib/llm/bias.ts).
+   * Each model is selected on validation with the scoring its loss trains (selectionScoring).
    */
   loss: LLMLoss;
   /** Margin of the negative term ('margin'). */
   gamma: number;
-  /** Softmax temperature ('softmax-cosine'). */
+  /** Softmax temperature ('softmax-cosine', 'softmax-cosine-bias'). */
   temperature: number;
   /** Most history items in a prompt (longer histories are subsampled). */
   historyCap: number;
@@ -122,16 +124,47 @@ export async function embedUsers(model: LLM4Rec, data: LLMData, users: Int32Arra
   return out;
 }
 
+/**
+ * How a model output z ranks the items: 'cosine' (the paper), 'dot' (against the un-normalised
+ * item vectors) or 'cosine-bias' (cos / temperature + the model's learned item bias).
+ */
+export const LLM_SCORINGS = ['cosine', 'dot', 'cosine-bias'] as const;
+export type LLMScoring = (typeof LLM_SCORINGS)[number];
+
+/**
+ * Ranks model outputs z (users * d) by `scoring` against every item: HR/NDCG of the targets of
+ * `which`. 'cosine-bias' needs a model with an item bias and its training temperature.
+ */
+export async function evaluateOutputs(
+  model: LLM4Rec,
+  data: LLMData,
+  which: SplitName,
+  users: Int32Array,
+  z: Float32Array,
+  scoring: LLMScoring,
+  o: { temperature: number; ks?: readonly number[] },
+): Promise<Evaluation> {
+  const d = data.itemDim;
+  const common = { split: data.split, which, users, queryRows: 'selected' as const, ks: o.ks ?? DEFAULT_KS };
+  if (scoring === 'cosine-bias') {
+    if (!model.itemBias) throw new Error("scoring 'cosine-bias' needs a model trained with its item bias (--llm-loss softmax-cosine-bias)");
+    const items = biasedItemRows(data.itemVectors, d, model.itemBias.values, o.temperature);
+    return evaluateVectors({ ...common, userVectors: biasedQueryRows(z, d), itemVectors: items, dim: d + 1, similarity: 'dot' });
+  }
+  if (scoring !== 'cosine' && scoring !== 'dot') throw new RangeError(`unknown scoring '${String(scoring)}' (${LLM_SCORINGS.join(', ')})`);
+  return evaluateVectors({ ...common, userVectors: z, itemVectors: data.itemVectors, dim: d, similarity: scoring satisfies Similarity });
+}
+
 /** HR/NDCG of the model on `which` for `users` (default: training users with a target). */
 export async function evaluateLLM(
   model: LLM4Rec,
   data: LLMData,
   which: SplitName,
-  opts: { kind?: PromptKind; users?: Int32Array; cap?: number; similarity?: Similarity; ks?: readonly number[]; batch?: number } = {},
+  opts: { kind?: PromptKind; users?: Int32Array; cap?: number; scoring?: LLMScoring; temperature?: number; ks?: readonly number[]; batch?: number } = {},
 ): Promise<Evaluation> {
   const users = opts.users ?? usersWithTarget(data.split, which);
   const z = await embedUsers(model, data, users, which, opts.kind ?? 'seen', opts.cap ?? DEFAULT_LLM_TRAIN.historyCap, opts.batch);
-  return evaluateVectors({ split: data.split, which, users, userVectors: z, queryRows: 'selected', itemVectors: data.itemVectors, dim: data.itemDim, similarity: opts.similarity ?? 'cosine', ks: opts.ks ?? DEFAULT_KS });
+  return evaluateOutputs(model, data, which, users, z, opts.scoring ?? 'cosine', { temperature: opts.temperature ?? DEFAULT_LLM_TRAIN.temperature, ks: opts.ks });
 }
 
 /** Seeded subset of at most n users (ascending). */
@@ -147,8 +180,8 @@ export function subsetUsers(users: Int32Array, n: number, seed: number): Int32Ar
 }
 
 /** The scoring the model is selected with on validation: the one its loss trains for. */
-export function selectionSimilarity(o: Pick<LLMTrainOptions, 'loss'>): Similarity {
-  return o.loss === 'softmax-dot' ? 'dot' : 'cosine';
+export function selectionScoring(o: Pick<LLMTrainOptions, 'loss'>): LLMScoring {
+  return o.loss === 'softmax-dot' ? 'dot' : o.loss === 'softmax-cosine-bias' ? 'cosine-bias' : 'cosine';
 }
 
 export interface TrainResult {
@@ -187,8 +220,13 @@ export async function trainLLM(
   const loss = o.loss ?? 'margin';
   if (!LLM_LOSSES.includes(loss)) throw new RangeError(`LLM4Rec: unknown loss '${loss}' (${LLM_LOSSES.join(', ')})`);
   // The softmax scores items the way the model is selected (and served).
-  const selectBy = selectionSimilarity(o);
-  const softmax = loss === 'margin' ? undefined : new ItemSoftmax(data.itemVectors, d, selectBy, o.temperature);
+  const selectBy = selectionScoring(o);
+  const softmax = loss === 'margin' ? undefined : new ItemSoftmax(data.itemVectors, d, selectBy === 'dot' ? 'dot' : 'cosine', o.temperature);
+  const bias = model.itemBias;
+  if ((selectBy === 'cosine-bias') !== (bias !== undefined)) throw new Error(bias ? `LLM4Rec: the model has an item bias but the loss '${loss}' does not train it` : "LLM4Rec: the loss 'softmax-cosine-bias' needs a model created with an item bias (shape.biasItems)");
+  if (bias && bias.numItems !== split.numItems) throw new Error(`LLM4Rec: the model's item bias has ${bias.numItems} items, the data ${split.numItems}`);
+  // A bias that has taken no step yet (a fresh run) starts at the popularity prior.
+  if (bias && bias.steps === 0) bias.values.set(popularityPrior(trainers.map((u) => split.train[u]), split.numItems));
   const history: EpochReport[] = [];
   // A checkpoint written by the epoch that hit the patience resumes as stopped.
   let stoppedEarly = startEpoch > 0 && startEpoch < o.epochs && bad >= o.patience;
@@ -207,7 +245,7 @@ export async function trainLLM(
       const prompts = b.map((s) => promptTokens(model.vocab, data.userCodes, data.itemCodes, s, 'seen', Math.floor(rand() * TRAIN_TEMPLATES.length)));
       let objective: Objective;
       if (softmax) {
-        objective = (z) => softmax.loss(z, b.map((s) => s.target), (r) => known.get(b[r].user)!);
+        objective = (z) => softmax.loss(z, b.map((s) => s.target), (r) => known.get(b[r].user)!, bias?.values);
       } else {
         const pos = gatherVectors(data.itemVectors, d, b.map((s) => s.target));
         const neg = gatherVectors(data.itemVectors, d, b.map((s) => sampleNegative(split.numItems, known.get(s.user)!, rand)));
@@ -222,7 +260,7 @@ export async function trainLLM(
     const seconds = (performance.now() - t0) / 1000;
     const report: EpochReport = { epoch: epoch + 1, loss: lossSum / batches.length, seconds, samplesPerSecond: samples.length / seconds };
     if ((epoch + 1) % o.evalEvery === 0 || epoch + 1 === o.epochs) {
-      const ev = await evaluateLLM(model, data, 'valid', { users: validUsers, cap: o.historyCap, ks: [20], similarity: selectBy });
+      const ev = await evaluateLLM(model, data, 'valid', { users: validUsers, cap: o.historyCap, ks: [20], scoring: selectBy, temperature: o.temperature });
       report.valid = { hr20: ev.metrics.hr[20], ndcg20: ev.metrics.ndcg[20] };
       if (report.valid.ndcg20 > best.ndcg20) {
         best = { epoch: epoch + 1, ndcg20: report.valid.ndcg20 };

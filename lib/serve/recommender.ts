@@ -26,7 +26,10 @@ import { Tokenizer } from '../tokenizer/model.js';
 import { TOKENIZER_FILES, TOKENIZER_STAGE } from '../tokenizer/stage.js';
 import { loadTokenizerCodes } from '../tokenizer/codes.js';
 import { assignUniqueCodes, tokenizerDistances } from '../tokenizer/assign.js';
-import { LLM_STAGE, type LLMStageConfig } from '../llm/stage.js';
+import { ITEM_BIAS_TENSOR, LLM_STAGE, type LLMStageConfig } from '../llm/stage.js';
+import { LLM_SCORINGS, type LLMScoring } from '../llm/train.js';
+import { biasedItemRows, biasedQueryRows } from '../llm/bias.js';
+import { expectTensor, readSafetensors, requireFinite } from '../io/safetensors.js';
 import { Vocabulary } from '../llm/vocab.js';
 import { padPrompts, promptTokens, type Codes } from '../llm/model.js';
 import { OnnxSession, type OnnxRunner } from '../onnx/session.js';
@@ -39,14 +42,15 @@ import { loadDatasetFromCli } from '../cli/data-options.js';
 import { RecommenderError, badRequest } from './errors.js';
 import { IDS_FILE, readModelIds } from '../io/ids.js';
 
-export type Scoring = 'cosine' | 'dot';
+/** 'cosine' (the paper), 'dot' (keeps the item norms' popularity), 'cosine-bias' (cosine + the learned item bias; lib/llm/bias.ts). */
+export type Scoring = LLMScoring;
 
 export interface RecommenderOptions {
   /** Native backend for top-K, fold-in and tokenizer encoding ('auto': CUDA when usable). */
   backend?: Backend;
   /** Exact top-K engine: the project's fused kernel (default) or faiss-node's flat index. */
   index?: 'native' | 'faiss';
-  /** Default: the one that scored better on validation (manifest: llm metrics valid vs validDot NDCG@20). */
+  /** Default: the one that scored best on validation (manifest: llm metrics valid, validDot, validBias NDCG@20). */
   scoring?: Scoring;
   /** ONNX Runtime intra-op threads (default: ONNX Runtime's, one per physical core). */
   threads?: number;
@@ -108,7 +112,7 @@ export interface ModelInfo {
   items: number;
   dim: number;
   scoring: Scoring;
-  validNdcg20: { cosine?: number; dot?: number };
+  validNdcg20: { cosine?: number; dot?: number; 'cosine-bias'?: number };
   index: 'native' | 'faiss';
   /** Where top-K runs ('cpu' or 'cuda'). */
   topkBackend: 'cpu' | 'cuda';
@@ -126,6 +130,33 @@ interface SearchIndex {
   search(q: Float32Array, k: number, exclude?: Csr, opts?: { backend?: Backend }): Promise<TopKResult>;
   readonly size: number;
   dispose(): void;
+}
+
+/** Validation NDCG@20 per scoring, from the llm stage's metrics (absent when not measured). */
+function validScorings(metrics: Record<string, unknown>): { cosine?: number; dot?: number; 'cosine-bias'?: number } {
+  return { cosine: ndcg20(metrics.valid), dot: ndcg20(metrics.validDot), 'cosine-bias': ndcg20(metrics.validBias) };
+}
+
+/**
+ * The learned item bias of a softmax-cosine-bias model (numItems), and the bias for items added
+ * later: they have no training interactions, so they get the mean bias of the items with the
+ * fewest training interactions.
+ */
+function loadItemBias(dir: string, m: Manifest, numItems: number, cf: LoadedCfStage): { values: Float32Array; newItem: number } {
+  const file = Object.keys(m.stages[LLM_STAGE].files).find((f) => f.startsWith('llm.') && f.endsWith('.safetensors'));
+  const path = join(dir, file ?? 'llm.safetensors');
+  const { tensors } = readSafetensors(path);
+  if (!tensors[ITEM_BIAS_TENSOR]) throw new RangeError(`scoring 'cosine-bias' needs a model trained with an item bias (--llm-loss softmax-cosine-bias); ${path} has none`);
+  const t = expectTensor(tensors, ITEM_BIAS_TENSOR, [numItems], path);
+  requireFinite(t, ITEM_BIAS_TENSOR, path);
+  const values = t.data as Float32Array;
+  const counts = new Int32Array(numItems);
+  for (const i of cf.trainIdx) counts[i]++;
+  let least = Infinity;
+  for (const c of counts) least = Math.min(least, c);
+  let sum = 0, n = 0;
+  for (let i = 0; i < numItems; i++) if (counts[i] === least) (sum += values[i]), n++;
+  return { values, newItem: sum / n };
 }
 
 function ndcg20(m: unknown): number | undefined {
@@ -305,6 +336,8 @@ export class Recommender {
   private session: OnnxRunner | null;
   private readonly index: SearchIndex;
   private readonly indexKind: 'native' | 'faiss';
+  /** cosine-bias: the bias items added later get (the mean learned bias of the least-trained items). */
+  private readonly newItemBias: number;
   private readonly backend: Backend;
   private readonly batchSize: number;
   private readonly threads: number | undefined;
@@ -320,7 +353,7 @@ export class Recommender {
 
   private constructor(init: {
     dir: string; manifest: Manifest; cf: LoadedCfStage; userTok: Tokenizer; itemTok: Tokenizer; userCodes: Codes; itemCodes: Codes;
-    vocab: Vocabulary; llm: LLMStageConfig; session: OnnxRunner; index: SearchIndex; indexKind: 'native' | 'faiss'; scoring: Scoring;
+    vocab: Vocabulary; llm: LLMStageConfig; session: OnnxRunner; index: SearchIndex; indexKind: 'native' | 'faiss'; scoring: Scoring; newItemBias?: number;
     backend: Backend; batchSize: number; threads?: number; users: string[]; items: string[]; unseenHistory: Map<number, Int32Array>;
   }) {
     this.dir = init.dir;
@@ -337,6 +370,7 @@ export class Recommender {
     this.index = init.index;
     this.indexKind = init.indexKind;
     this.scoring = init.scoring;
+    this.newItemBias = init.newItemBias ?? 0;
     this.backend = init.backend;
     this.batchSize = init.batchSize;
     this.threads = init.threads;
@@ -362,9 +396,10 @@ export class Recommender {
     if (indexKind !== 'native' && indexKind !== 'faiss') throw new RangeError(`index must be 'native' or 'faiss', got '${String(indexKind)}'`);
     if (indexKind === 'faiss' && !faissAvailable().ok) throw new Error(`index 'faiss' is not available: ${faissAvailable().reason}`);
     const metrics = manifest.stages[LLM_STAGE].metrics ?? {};
-    const cosNdcg = ndcg20(metrics.valid), dotNdcg = ndcg20(metrics.validDot);
-    const scoring: Scoring = opts.scoring ?? (dotNdcg !== undefined && cosNdcg !== undefined && dotNdcg > cosNdcg ? 'dot' : 'cosine');
-    if (scoring !== 'cosine' && scoring !== 'dot') throw new RangeError(`scoring must be 'cosine' or 'dot', got '${String(scoring)}'`);
+    const validNdcg = validScorings(metrics);
+    // Default: the best on validation (cosine on a tie, the paper's).
+    const scoring: Scoring = opts.scoring ?? LLM_SCORINGS.reduce((best, s) => ((validNdcg[s] ?? -1) > (validNdcg[best] ?? -1) ? s : best), 'cosine' as Scoring);
+    if (!LLM_SCORINGS.includes(scoring)) throw new RangeError(`scoring must be one of ${LLM_SCORINGS.join(', ')}, got '${String(scoring)}'`);
     const backend = opts.backend ?? 'auto';
     resolveBackend(backend); // a clear error for an unusable backend, before anything is loaded
 
@@ -372,6 +407,7 @@ export class Recommender {
     const cf = loadCfStage(dir);
     const codes = loadTokenizerCodes(dir);
     const llm = manifest.stages[LLM_STAGE].config as unknown as LLMStageConfig;
+    const bias = scoring === 'cosine-bias' ? loadItemBias(dir, manifest, cf.itemVectors.length / cf.dim, cf) : undefined;
     const vocab = Vocabulary.fromJSON(JSON.parse(readFileSync(join(dir, 'vocab.json'), 'utf8')));
     const userTok = Tokenizer.load(join(dir, TOKENIZER_FILES.user));
     const itemTok = Tokenizer.load(join(dir, TOKENIZER_FILES.item));
@@ -382,11 +418,14 @@ export class Recommender {
       const sessionOpts = { intraOpNumThreads: opts.threads, allowSpinning: false };
       const onnxPath = join(dir, 'backbone.onnx');
       session = opts.worker ? await OnnxWorkerSession.create(onnxPath, sessionOpts) : await OnnxSession.create(onnxPath, sessionOpts);
+      // cosine-bias: an inner product in d + 1 dimensions (lib/llm/bias.ts), so either engine serves it.
+      const rows = bias ? biasedItemRows(cf.itemVectors, cf.dim, bias.values, llm.train.temperature) : cf.itemVectors;
+      const rowDim = bias ? cf.dim + 1 : cf.dim;
       index = indexKind === 'faiss'
-        ? await FaissIndex.create(cf.itemVectors, { dim: cf.dim, metric: scoring === 'dot' ? 'ip' : 'cosine' })
-        : await ItemIndex.create(cf.itemVectors, { dim: cf.dim, similarity: scoring });
+        ? await FaissIndex.create(rows, { dim: rowDim, metric: scoring === 'cosine' ? 'cosine' : 'ip' })
+        : await ItemIndex.create(rows, { dim: rowDim, similarity: scoring === 'cosine' ? 'cosine' : 'dot' });
       return new Recommender({
-        dir, manifest, cf, userTok, itemTok, userCodes: codes.users, itemCodes: codes.items, vocab, llm, session, index, indexKind, scoring,
+        dir, manifest, cf, userTok, itemTok, userCodes: codes.users, itemCodes: codes.items, vocab, llm, session, index, indexKind, scoring, newItemBias: bias?.newItem,
         backend, batchSize, threads: opts.threads, users: ids.users, items: ids.items, unseenHistory: ids.unseenHistory,
       });
     } catch (e) {
@@ -426,7 +465,7 @@ export class Recommender {
       items: this.numItems,
       dim: this.dim,
       scoring: this.scoring,
-      validNdcg20: { cosine: ndcg20(metrics.valid), dot: ndcg20(metrics.validDot) },
+      validNdcg20: validScorings(metrics),
       index: this.indexKind,
       topkBackend: this.indexKind === 'faiss' ? 'cpu' : resolveBackend(this.backend),
       onnx: { provider: this.session?.provider ?? 'cpu', why: acceleratorReason(), available: rt.providers.map((p) => p.name), worker: this.session instanceof OnnxWorkerSession, threads: this.threads, version: rt.version },
@@ -578,7 +617,8 @@ export class Recommender {
     const kMax = Math.max(...reqs.map((r) => r.k));
     const exclude = toCsr(reqs.map((r) => r.exclude));
     this.live();
-    const res = await this.index.search(z, kMax, exclude, { backend: this.backend });
+    const q = this.scoring === 'cosine-bias' ? biasedQueryRows(z, this.dim) : z;
+    const res = await this.index.search(q, kMax, exclude, { backend: this.backend });
     return reqs.map((r, b) => {
       const items: RecommendedItem[] = [];
       for (let j = 0; j < Math.min(r.k, res.k); j++) {
@@ -659,7 +699,8 @@ export class Recommender {
       fresh.add(id);
     }
     const raw = await this.itemTok.encode(vectors, { backend: this.backend }); // also rejects non-finite values
-    const copy = Float32Array.from(vectors); // the index reads it off the event loop
+    // The index reads its copy off the event loop; cosine-bias rows carry the new items' bias.
+    const copy = this.scoring === 'cosine-bias' ? biasedItemRows(vectors, this.dim, new Float32Array(ids.length).fill(this.newItemBias), this.llm.train.temperature) : Float32Array.from(vectors);
     await this.index.add(copy);
     this.itemCodes.append(await this.itemCodes.complete(raw, vectors, true));
     const first = this.itemIds.length;
