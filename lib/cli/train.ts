@@ -19,6 +19,7 @@ import type { TokenizerConfigInput } from '../tokenizer/config.js';
 import type { TokenizerStats } from '../tokenizer/train.js';
 import { DEFAULT_LLM_STAGE, LLM_STAGE, runLLMStage, type LLMStageConfig } from '../llm/stage.js';
 import { LLM_LOSSES, type LLMLoss } from '../llm/loss.js';
+import { CODE_EMBEDDINGS, type CodeEmbeddings } from '../llm/code-init.js';
 import { T5_PRESETS, type T5PresetName } from '../t5/config.js';
 import { writeModelIds } from '../io/ids.js';
 import { trainARStage } from '../ar/stage.js';
@@ -57,6 +58,7 @@ export interface TrainCliOptions extends DataCliOptions {
   maxValidUsers?: number;
   llmPatience?: number;
   dropout?: number;
+  codeEmbeddings?: CodeEmbeddings;
   beam?: number;
 }
 
@@ -249,6 +251,8 @@ function llmStageConfig(o: TrainCliOptions): LLMStageConfig {
     queries: o.queries ?? d.queries,
     projHidden: d.projHidden,
     dropout: o.dropout ?? d.dropout,
+    // Recorded only when asked for: configurations (and their hashes) without it stay as they were.
+    ...(o.codeEmbeddings && o.codeEmbeddings !== 'random' ? { codeEmbeddings: o.codeEmbeddings } : {}),
     train: {
       ...t,
       epochs: o.llmEpochs ?? t.epochs,
@@ -378,6 +382,7 @@ export function registerTrain(program: Command): void {
       .option('--gamma <x>', `llm: margin of the negative term (default ${DEFAULT_LLM_STAGE.train.gamma})`, num('--gamma'))
       .option('--temperature <x>', `llm: softmax-cosine(-bias) temperature (default ${DEFAULT_LLM_STAGE.train.temperature})`, num('--temperature'))
       .option('--dropout <x>', `llm: dropout (default ${DEFAULT_LLM_STAGE.dropout})`, num('--dropout'))
+      .addOption(new Option('--code-embeddings <init>', 'llm: how the code tokens\' embeddings start: random (the paper) or codebooks (a projection of the tokenizers\' codewords; beyond the paper)').choices([...CODE_EMBEDDINGS]))
       .option('--max-valid-users <n>', `llm: validation users for model selection (default ${DEFAULT_LLM_STAGE.train.maxValidUsers})`, int('--max-valid-users'))
       .option('--llm-patience <n>', `llm: validation checks without improvement before stopping (default ${DEFAULT_LLM_STAGE.train.patience}; the learning rate decays linearly to 0 at the last epoch, so a long patience lets it finish)`, int('--llm-patience'))
       .option('--llm-seed <n>', 'llm: seed (default 0)', int('--llm-seed'))

@@ -59,19 +59,15 @@ export class ItemBias {
 }
 
 /**
- * The bias a model starts from: the log of each item's training frequency (+1), centred. With
- * no information from the prompt, these are the logits a softmax over items would learn, so
+ * The bias a model starts from: the log of each item's training count (+1), centred. With no
+ * information from the prompt, these are the logits a softmax over items would learn, so
  * training starts at the popularity prior and the bias moves only where the prompt does not
- * explain it. trainItems: every training interaction's item id (numItems bound).
+ * explain it. counts: (numItems) training interactions per item (trainingItemCounts).
  */
-export function popularityPrior(trainItems: Iterable<ArrayLike<number>>, numItems: number): Float32Array {
-  const counts = new Float64Array(numItems);
-  for (const row of trainItems) for (let k = 0; k < row.length; k++) counts[row[k]]++;
-  const out = new Float32Array(numItems);
-  let mean = 0;
-  for (let i = 0; i < numItems; i++) mean += (out[i] = Math.log(counts[i] + 1)) / numItems;
-  for (let i = 0; i < numItems; i++) out[i] -= mean;
-  return out;
+export function popularityPrior(counts: ArrayLike<number>): Float32Array {
+  const out = Float32Array.from(counts, (c) => Math.log(c + 1));
+  const mean = out.reduce((s, x) => s + x, 0) / out.length;
+  return out.map((x) => x - mean);
 }
 
 /**

@@ -22,6 +22,8 @@ import { usersWithTarget } from '../eval/evaluate.js';
 import type { Metrics } from '../eval/metrics.js';
 import { LLM4Rec, type Codes, type LLM4RecShape } from './model.js';
 import { ItemBias } from './bias.js';
+import { embedCodebooks, type CodeEmbeddings } from './code-init.js';
+import { TOKENIZER_FILES } from '../tokenizer/stage.js';
 import { DEFAULT_LLM_TRAIN, embedUsers, evaluateOutputs, trainLLM, type EpochReport, type LLMData, type LLMTrainOptions } from './train.js';
 import { Vocabulary } from './vocab.js';
 import type { PromptKind } from './prompts.js';
@@ -35,6 +37,8 @@ export interface LLMStageConfig {
   queries: number;
   projHidden: number[];
   dropout: number;
+  /** How the code tokens' embeddings start: 'random' (the paper; also when absent) or 'codebooks' (lib/llm/code-init.ts). */
+  codeEmbeddings?: CodeEmbeddings;
   train: LLMTrainOptions;
 }
 
@@ -318,6 +322,22 @@ function resumeFromCheckpoint(
   }
 }
 
+/** Starts the user and item code tokens' embeddings at projections of the tokenizers' codebooks (lib/llm/code-init.ts). */
+export function embedTokenizerCodebooks(model: LLM4Rec, dir: string, seed: number): void {
+  const shared = model.t5.getTensors()['shared.weight'];
+  const { dModel } = model.shape.t5;
+  const v = model.vocab;
+  for (const [who, file, base, K, L] of [['user', TOKENIZER_FILES.user, v.userBase, v.spec.userK, v.spec.userL], ['item', TOKENIZER_FILES.item, v.itemBase, v.spec.itemK, v.spec.itemL]] as const) {
+    const path = join(dir, file);
+    if (!existsSync(path)) throw new Error(`--code-embeddings codebooks: ${path} (the ${who} tokenizer) is missing`);
+    const cb = readSafetensors(path).tensors.codebooks;
+    // A disambiguation level (--disambiguate) adds a code level of its own after the codebooks' K: it stays random.
+    if (!cb || cb.shape.length !== 3 || cb.shape[0] > K || cb.shape[1] !== L) throw new Error(`${path}: no codebooks of shape (K <= ${K}, ${L}, dc) for the ${who} codes`);
+    embedCodebooks(shared, dModel, base, cb.data as Float32Array, cb.shape[0], L, cb.shape[2], seed * 31 + (who === 'user' ? 1 : 2));
+  }
+  model.t5.setTensors({ 'shared.weight': shared });
+}
+
 /** Trains (or resumes) the LLM stage into `dir` and records it. */
 export async function runLLMStage(dir: string, split: Split, cfg: LLMStageConfig, hooks: LLMStageHooks = {}): Promise<LLMStageResult> {
   const manifest = requireManifest(dir);
@@ -350,6 +370,8 @@ export async function runLLMStage(dir: string, split: Split, cfg: LLMStageConfig
     // A fresh run: no best model of an earlier run may stand in for this one's.
     rmSync(bestPath, { force: true });
     model = LLM4Rec.create(shape, vocab, cfg.train.seed);
+    if (cfg.codeEmbeddings === 'codebooks') embedTokenizerCodebooks(model, dir, cfg.train.seed);
+    else if (cfg.codeEmbeddings !== undefined && cfg.codeEmbeddings !== 'random') throw new RangeError(`codeEmbeddings must be 'random' or 'codebooks', got '${String(cfg.codeEmbeddings)}'`);
   }
   // Evaluations without improvement since the best one (the early-stopping counter).
   const bad = history.filter((r) => r.valid && r.epoch > best.epoch).length;

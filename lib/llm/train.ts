@@ -1,7 +1,7 @@
 // LLM4Rec training and evaluation (stage 2). The tokenizers' codes and the item vectors are
 // frozen inputs; the backbone, its token embeddings and the projection train.
 import type { Split } from '../data/types.js';
-import { seededRandom } from '../data/split.js';
+import { seededRandom, trainingItemCounts } from '../data/split.js';
 import { evaluateVectors, usersWithTarget, type Evaluation, type SplitName } from '../eval/evaluate.js';
 import { DEFAULT_KS } from '../eval/metrics.js';
 import type { Similarity } from '../eval/rank.js';
@@ -226,7 +226,7 @@ export async function trainLLM(
   if ((selectBy === 'cosine-bias') !== (bias !== undefined)) throw new Error(bias ? `LLM4Rec: the model has an item bias but the loss '${loss}' does not train it` : "LLM4Rec: the loss 'softmax-cosine-bias' needs a model created with an item bias (shape.biasItems)");
   if (bias && bias.numItems !== split.numItems) throw new Error(`LLM4Rec: the model's item bias has ${bias.numItems} items, the data ${split.numItems}`);
   // A bias that has taken no step yet (a fresh run) starts at the popularity prior.
-  if (bias && bias.steps === 0) bias.values.set(popularityPrior(trainers.map((u) => split.train[u]), split.numItems));
+  if (bias && bias.steps === 0) bias.values.set(popularityPrior(trainingItemCounts(split)));
   const history: EpochReport[] = [];
   // A checkpoint written by the epoch that hit the patience resumes as stopped.
   let stoppedEarly = startEpoch > 0 && startEpoch < o.epochs && bad >= o.patience;
