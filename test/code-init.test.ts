@@ -84,6 +84,17 @@ describe('--code-embeddings codebooks', () => {
         b.push(dot(emb.subarray((vocab.itemBase + i) * d, (vocab.itemBase + i + 1) * d), emb.subarray((vocab.itemBase + j) * d, (vocab.itemBase + j + 1) * d)));
       }
       expect(corr(a, b)).toBeGreaterThan(0.5); // t5-tiny: a 32-dimensional projection
+      // item-codebooks: the item rows as above, the user rows as they were.
+      const other = LLM4Rec.create(model.shape, vocab, 0);
+      const before = other.t5.getTensors()['shared.weight'];
+      embedTokenizerCodebooks(other, dir, 0, ['item']);
+      const after = other.t5.getTensors()['shared.weight'];
+      other.dispose();
+      const users = (m: Float32Array) => Array.from(m.subarray(vocab.userBase * d, vocab.itemBase * d));
+      const items = (m: Float32Array) => Array.from(m.subarray(vocab.itemBase * d, (vocab.itemBase + L) * d));
+      expect(users(after)).toEqual(users(before));
+      expect(users(emb)).not.toEqual(users(before));
+      expect(items(after)).toEqual(items(emb));
     } finally {
       model.dispose();
     }

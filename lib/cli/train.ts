@@ -382,7 +382,7 @@ export function registerTrain(program: Command): void {
       .option('--gamma <x>', `llm: margin of the negative term (default ${DEFAULT_LLM_STAGE.train.gamma})`, num('--gamma'))
       .option('--temperature <x>', `llm: softmax-cosine(-bias) temperature (default ${DEFAULT_LLM_STAGE.train.temperature})`, num('--temperature'))
       .option('--dropout <x>', `llm: dropout (default ${DEFAULT_LLM_STAGE.dropout})`, num('--dropout'))
-      .addOption(new Option('--code-embeddings <init>', 'llm: how the code tokens\' embeddings start: random (the paper) or codebooks (a projection of the tokenizers\' codewords; beyond the paper)').choices([...CODE_EMBEDDINGS]))
+      .addOption(new Option('--code-embeddings <init>', 'llm: how the code tokens\' embeddings start: random (the paper), codebooks (user and item tokens at a projection of the tokenizers\' codewords) or item-codebooks (item tokens only) (beyond the paper)').choices([...CODE_EMBEDDINGS]))
       .option('--max-valid-users <n>', `llm: validation users for model selection (default ${DEFAULT_LLM_STAGE.train.maxValidUsers})`, int('--max-valid-users'))
       .option('--llm-patience <n>', `llm: validation checks without improvement before stopping (default ${DEFAULT_LLM_STAGE.train.patience}; the learning rate decays linearly to 0 at the last epoch, so a long patience lets it finish)`, int('--llm-patience'))
       .option('--llm-seed <n>', 'llm: seed (default 0)', int('--llm-seed'))

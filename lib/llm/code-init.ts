@@ -8,7 +8,13 @@
 // backbone sees inputs of the size it was initialised for.
 import { seededRandom } from '../data/split.js';
 
-export const CODE_EMBEDDINGS = ['random', 'codebooks'] as const;
+/**
+ * 'random': the paper; 'codebooks': user and item code tokens start at their codewords;
+ * 'item-codebooks': item tokens only. A user's codes stand for its CF vector, which was fitted to
+ * its training items, so user tokens that start informative let the model recall training targets
+ * it should predict from the prompt's items (on sparse data this overfits; docs/RESULTS.md).
+ */
+export const CODE_EMBEDDINGS = ['random', 'codebooks', 'item-codebooks'] as const;
 export type CodeEmbeddings = (typeof CODE_EMBEDDINGS)[number];
 
 /** A standard normal sample from a uniform stream (Box-Muller). */

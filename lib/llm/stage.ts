@@ -22,7 +22,7 @@ import { usersWithTarget } from '../eval/evaluate.js';
 import type { Metrics } from '../eval/metrics.js';
 import { LLM4Rec, type Codes, type LLM4RecShape } from './model.js';
 import { ItemBias } from './bias.js';
-import { embedCodebooks, type CodeEmbeddings } from './code-init.js';
+import { CODE_EMBEDDINGS, embedCodebooks, type CodeEmbeddings } from './code-init.js';
 import { TOKENIZER_FILES } from '../tokenizer/stage.js';
 import { DEFAULT_LLM_TRAIN, embedUsers, evaluateOutputs, trainLLM, type EpochReport, type LLMData, type LLMTrainOptions } from './train.js';
 import { Vocabulary } from './vocab.js';
@@ -37,7 +37,7 @@ export interface LLMStageConfig {
   queries: number;
   projHidden: number[];
   dropout: number;
-  /** How the code tokens' embeddings start: 'random' (the paper; also when absent) or 'codebooks' (lib/llm/code-init.ts). */
+  /** How the code tokens' embeddings start: 'random' (the paper; also when absent), 'codebooks' or 'item-codebooks' (lib/llm/code-init.ts). */
   codeEmbeddings?: CodeEmbeddings;
   train: LLMTrainOptions;
 }
@@ -322,12 +322,13 @@ function resumeFromCheckpoint(
   }
 }
 
-/** Starts the user and item code tokens' embeddings at projections of the tokenizers' codebooks (lib/llm/code-init.ts). */
-export function embedTokenizerCodebooks(model: LLM4Rec, dir: string, seed: number): void {
+/** Starts the code tokens' embeddings of `which` (user, item) at projections of the tokenizers' codebooks (lib/llm/code-init.ts). */
+export function embedTokenizerCodebooks(model: LLM4Rec, dir: string, seed: number, which: readonly ('user' | 'item')[] = ['user', 'item']): void {
   const shared = model.t5.getTensors()['shared.weight'];
   const { dModel } = model.shape.t5;
   const v = model.vocab;
-  for (const [who, file, base, K, L] of [['user', TOKENIZER_FILES.user, v.userBase, v.spec.userK, v.spec.userL], ['item', TOKENIZER_FILES.item, v.itemBase, v.spec.itemK, v.spec.itemL]] as const) {
+  const all = [['user', TOKENIZER_FILES.user, v.userBase, v.spec.userK, v.spec.userL], ['item', TOKENIZER_FILES.item, v.itemBase, v.spec.itemK, v.spec.itemL]] as const;
+  for (const [who, file, base, K, L] of all.filter(([w]) => which.includes(w))) {
     const path = join(dir, file);
     if (!existsSync(path)) throw new Error(`--code-embeddings codebooks: ${path} (the ${who} tokenizer) is missing`);
     const cb = readSafetensors(path).tensors.codebooks;
@@ -370,8 +371,9 @@ export async function runLLMStage(dir: string, split: Split, cfg: LLMStageConfig
     // A fresh run: no best model of an earlier run may stand in for this one's.
     rmSync(bestPath, { force: true });
     model = LLM4Rec.create(shape, vocab, cfg.train.seed);
-    if (cfg.codeEmbeddings === 'codebooks') embedTokenizerCodebooks(model, dir, cfg.train.seed);
-    else if (cfg.codeEmbeddings !== undefined && cfg.codeEmbeddings !== 'random') throw new RangeError(`codeEmbeddings must be 'random' or 'codebooks', got '${String(cfg.codeEmbeddings)}'`);
+    const init = cfg.codeEmbeddings ?? 'random';
+    if (!CODE_EMBEDDINGS.includes(init)) throw new RangeError(`codeEmbeddings must be one of ${CODE_EMBEDDINGS.join(', ')}, got '${String(init)}'`);
+    if (init !== 'random') embedTokenizerCodebooks(model, dir, cfg.train.seed, init === 'codebooks' ? ['user', 'item'] : ['item']);
   }
   // Evaluations without improvement since the best one (the early-stopping counter).
   const bad = history.filter((r) => r.valid && r.epoch > best.epoch).length;
