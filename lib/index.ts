@@ -36,7 +36,8 @@ export { T5Model, padSequences } from './t5/model.js';
 export { exportT5Onnx } from './t5/onnx-export.js';
 export { LLM4Rec, promptTokens, padPrompts, type Codes } from './llm/model.js';
 export { Vocabulary } from './llm/vocab.js';
-export { trainLLM, evaluateLLM, DEFAULT_LLM_TRAIN, type LLMTrainOptions } from './llm/train.js';
+export { trainLLM, evaluateLLM, DEFAULT_LLM_TRAIN, LLM_SCORINGS, type LLMScoring, type LLMTrainOptions } from './llm/train.js';
+export { ItemBias, biasedItemRows, biasedQueryRows } from './llm/bias.js';
 export { runLLMStage, loadLLMStage, DEFAULT_LLM_STAGE, type LLMStageConfig } from './llm/stage.js';
 // The autoregressive beam-search baseline.
 export { ARRec } from './ar/model.js';
