@@ -24,7 +24,7 @@ import { LLM4Rec, type Codes, type LLM4RecShape } from './model.js';
 import { ItemBias } from './bias.js';
 import { CODE_EMBEDDINGS, embedCodebooks, type CodeEmbeddings } from './code-init.js';
 import { TOKENIZER_FILES } from '../tokenizer/stage.js';
-import { DEFAULT_LLM_TRAIN, embedUsers, evaluateOutputs, trainLLM, type EpochReport, type LLMData, type LLMTrainOptions } from './train.js';
+import { DEFAULT_LLM_TRAIN, embedUsers, evaluateOutputs, trainLLM, type EpochReport, type LLMData, type LLMScoring, type LLMTrainOptions } from './train.js';
 import { Vocabulary } from './vocab.js';
 import type { PromptKind } from './prompts.js';
 import { loadTokenizerCodes } from '../tokenizer/codes.js';
@@ -241,28 +241,31 @@ export interface LLMEvaluation {
 /** Evaluates a trained model: valid/test, three prompt kinds, cosine, dot (and cosine-bias) scoring, unseen users. */
 export async function evaluateLLMStage(model: LLM4Rec, data: LLMData, cap: number, temperature: number): Promise<LLMEvaluation> {
   const { split } = data;
-  const run = async (which: 'valid' | 'test', kind: PromptKind, users: Int32Array) => {
+  // Metrics of `users` under each scoring of `scorings` (the other prompts are recorded with cosine only).
+  const run = async (which: 'valid' | 'test', kind: PromptKind, users: Int32Array, scorings: readonly LLMScoring[]) => {
     const z = await embedUsers(model, data, users, which, kind, cap);
-    const score = async (s: 'cosine' | 'dot' | 'cosine-bias') => (await evaluateOutputs(model, data, which, users, z, s, { temperature })).metrics;
-    return { cos: await score('cosine'), dot: await score('dot'), bias: model.itemBias ? await score('cosine-bias') : undefined };
+    const out: Partial<Record<LLMScoring, Metrics>> = {};
+    for (const s of scorings) out[s] = (await evaluateOutputs(model, data, which, users, z, s, { temperature })).metrics;
+    return out;
   };
+  const all: LLMScoring[] = model.itemBias ? ['cosine', 'dot', 'cosine-bias'] : ['cosine', 'dot'];
   const testUsers = usersWithTarget(split, 'test');
   const validUsers = usersWithTarget(split, 'valid');
-  const seen = await run('test', 'seen', testUsers);
-  const valid = await run('valid', 'seen', validUsers);
-  const unseenPrompt = await run('test', 'unseen', testUsers);
-  const idOnly = await run('test', 'id-only', testUsers);
-  const out: LLMEvaluation = { test: { seen: seen.cos, unseen: unseenPrompt.cos, 'id-only': idOnly.cos }, valid: valid.cos, testDot: seen.dot, validDot: valid.dot };
-  if (seen.bias) {
-    out.testBias = seen.bias;
-    out.validBias = valid.bias;
+  const seen = await run('test', 'seen', testUsers, all);
+  const valid = await run('valid', 'seen', validUsers, all);
+  const unseenPrompt = await run('test', 'unseen', testUsers, ['cosine']);
+  const idOnly = await run('test', 'id-only', testUsers, ['cosine']);
+  const out: LLMEvaluation = { test: { seen: seen.cosine!, unseen: unseenPrompt.cosine!, 'id-only': idOnly.cosine! }, valid: valid.cosine!, testDot: seen.dot!, validDot: valid.dot! };
+  if (model.itemBias) {
+    out.testBias = seen['cosine-bias'];
+    out.validBias = valid['cosine-bias'];
   }
   const unseenUsers = usersWithTarget(split, 'test', 'unseen');
   if (unseenUsers.length) {
-    const u = await run('test', 'seen', unseenUsers);
-    out.testUnseenUsers = u.cos;
+    const u = await run('test', 'seen', unseenUsers, all);
+    out.testUnseenUsers = u.cosine;
     out.testUnseenUsersDot = u.dot;
-    if (u.bias) out.testUnseenUsersBias = u.bias;
+    if (model.itemBias) out.testUnseenUsersBias = u['cosine-bias'];
   }
   return out;
 }

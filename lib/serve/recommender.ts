@@ -142,7 +142,8 @@ function validScorings(metrics: Record<string, unknown>): { cosine?: number; dot
  * later: they have no training interactions, so they get the mean bias of the items with the
  * fewest training interactions.
  */
-function loadItemBias(dir: string, m: Manifest, numItems: number, cf: LoadedCfStage): { values: Float32Array; newItem: number } {
+function loadItemBias(dir: string, m: Manifest, cf: LoadedCfStage): { values: Float32Array; newItem: number } {
+  const numItems = cf.itemVectors.length / cf.dim;
   const file = Object.keys(m.stages[LLM_STAGE].files).find((f) => f.startsWith('llm.') && f.endsWith('.safetensors'));
   const path = join(dir, file ?? 'llm.safetensors');
   const { tensors } = readSafetensors(path);
@@ -407,7 +408,7 @@ export class Recommender {
     const cf = loadCfStage(dir);
     const codes = loadTokenizerCodes(dir);
     const llm = manifest.stages[LLM_STAGE].config as unknown as LLMStageConfig;
-    const bias = scoring === 'cosine-bias' ? loadItemBias(dir, manifest, cf.itemVectors.length / cf.dim, cf) : undefined;
+    const bias = scoring === 'cosine-bias' ? loadItemBias(dir, manifest, cf) : undefined;
     const vocab = Vocabulary.fromJSON(JSON.parse(readFileSync(join(dir, 'vocab.json'), 'utf8')));
     const userTok = Tokenizer.load(join(dir, TOKENIZER_FILES.user));
     const itemTok = Tokenizer.load(join(dir, TOKENIZER_FILES.item));
